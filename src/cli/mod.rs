@@ -1,0 +1,96 @@
+//! The command line: argument parsing, output, and one module per command.
+//!
+//! Commands return an [`Exit`]; only this layer writes to the terminal.
+
+mod commands;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+pub use ui::Ui;
+
+const ABOUT: &str = "Config-as-code for GitLab Runner hosts";
+
+const LONG_ABOUT: &str = "\
+Config-as-code for GitLab Runner hosts.
+
+The runners a host should have are declared in a KDL file (default ./runners.kdl). runnerform
+checks that file and compares it with gitlab-runner's config.toml, GitLab and the OS service.
+
+Exit codes: 0 success; 1 error (bad input, failed check; nothing was changed by the failed
+step); 2 only with `plan --detailed-exitcode`: changes are pending.";
+
+#[derive(Debug, Parser)]
+#[command(name = "runnerform", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// The KDL file that declares the runners
+    #[arg(
+        short = 'f',
+        long = "file",
+        env = "RUNNERFORM_FILE",
+        default_value = "runners.kdl",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+
+    /// gitlab-runner's config.toml (overrides the path in the KDL file)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config_toml: Option<PathBuf>,
+
+    /// Never colour output (also: the NO_COLOR environment variable)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Say more (repeat for more detail)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the KDL file only: syntax, keys, types, values. No network, no config.toml.
+    ///
+    /// Every problem in the file and the files it includes is reported at once, with its
+    /// line and column. A secret reference (env var or file) that cannot be resolved here is
+    /// a warning: the host that applies the file may have it. Exits 0 when the file is valid
+    /// (warnings allowed), 1 otherwise.
+    Validate(commands::validate::Args),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            // Usage errors are errors like any other: exit 1. Code 2 means drift.
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Success,
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Exit::Error,
+                _ => Exit::Error,
+            }
+            .into();
+        }
+    };
+    run(cli).into()
+}
+
+pub fn run(cli: Cli) -> Exit {
+    let ui = Ui::new(&cli);
+    match &cli.command {
+        Command::Validate(args) => commands::validate::run(&cli, &ui, args),
+    }
+}

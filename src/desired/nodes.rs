@@ -1,0 +1,241 @@
+//! runnerform's own nodes: everything in the language that is not a config.toml key.
+//!
+//! The decoder accepts exactly these names (plus the config.toml keys of the inventory) and
+//! suggests among them when a name is misspelt; the language reference in `schemas/` is
+//! generated from this table.
+
+/// Where a node may appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// The top level of a file.
+    Top,
+    /// Inside `gitlab { }`.
+    GitLab,
+    /// Inside `service { }`.
+    Service,
+    /// Inside `runner`, `defaults` and `template` bodies.
+    Runner,
+}
+
+impl Context {
+    pub fn title(self) -> &'static str {
+        match self {
+            Context::Top => "Top-level nodes",
+            Context::GitLab => "Inside `gitlab`",
+            Context::Service => "Inside `service`",
+            Context::Runner => "Inside `runner`, `defaults` and `template`",
+        }
+    }
+}
+
+pub struct NodeDef {
+    pub context: Context,
+    pub name: &'static str,
+    /// How the node is written.
+    pub form: &'static str,
+    pub doc: &'static str,
+}
+
+const fn def(
+    context: Context,
+    name: &'static str,
+    form: &'static str,
+    doc: &'static str,
+) -> NodeDef {
+    NodeDef {
+        context,
+        name,
+        form,
+        doc,
+    }
+}
+
+use Context::*;
+
+pub const NODES: &[NodeDef] = &[
+    def(
+        Top,
+        "include",
+        r#"include "shared/defaults.kdl""#,
+        "Reads another file in place. Relative to the including file; each file is read once.",
+    ),
+    def(
+        Top,
+        "gitlab",
+        r#"gitlab "https://gitlab.example.com" { … }"#,
+        "The GitLab instance runners are registered with. At most one.",
+    ),
+    def(
+        Top,
+        "config",
+        r#"config "/etc/gitlab-runner/config.toml" { concurrent 8 … }"#,
+        "Where config.toml lives (default: gitlab-runner's own default path; `--config-toml` \
+         overrides) and its global keys, with config.toml's key names. At most one.",
+    ),
+    def(
+        Top,
+        "service",
+        "service { user \"gitlab-runner\" … }",
+        "The OS service that runs `gitlab-runner run`. At most one.",
+    ),
+    def(
+        Top,
+        "defaults",
+        "defaults { executor \"docker\" … }",
+        "A runner body that every runner inherits. At most one.",
+    ),
+    def(
+        Top,
+        "template",
+        r#"template "docker-base" template="base" { … }"#,
+        "A named runner body. Runners (and other templates) inherit it with `template=NAME`.",
+    ),
+    def(
+        Top,
+        "runner",
+        r#"runner "build" count=2 template="docker-base" { … }"#,
+        "A runner. Its name is also the `name` of its `[[runners]]` entry. `count=N` declares \
+         N replicas named NAME-1 … NAME-N. Layers merge deeply: defaults, then the template \
+         chain, then the runner's own body.",
+    ),
+    def(
+        GitLab,
+        "token",
+        r#"token env="GITLAB_TOKEN" | token file="/run/secrets/gitlab""#,
+        "Access token (personal, group or project) used to create and manage runners. By \
+         reference only.",
+    ),
+    def(
+        GitLab,
+        "ca_file",
+        r#"ca_file "/etc/ssl/certs/internal-ca.pem""#,
+        "PEM file with the CA that signed GitLab's certificate.",
+    ),
+    def(
+        GitLab,
+        "timeout",
+        r#"timeout "30s" | timeout 30"#,
+        "Timeout of one HTTP request (a duration, or seconds).",
+    ),
+    def(
+        Service,
+        "name",
+        r#"name "gitlab-runner""#,
+        "Service name (default `gitlab-runner`).",
+    ),
+    def(
+        Service,
+        "user",
+        r#"user "gitlab-runner""#,
+        "User that runs shell-executor jobs (`gitlab-runner run --user`).",
+    ),
+    def(
+        Service,
+        "working_directory",
+        r#"working_directory "/home/gitlab-runner""#,
+        "Working directory of `gitlab-runner run`.",
+    ),
+    def(
+        Service,
+        "binary",
+        r#"binary "/usr/bin/gitlab-runner""#,
+        "Path of the gitlab-runner program.",
+    ),
+    def(
+        Service,
+        "state",
+        r#"state "running" | "stopped" | "absent""#,
+        "Whether the service runs, is installed but stopped, or is not installed.",
+    ),
+    def(
+        Runner,
+        "instance",
+        "instance",
+        "Scope: an instance runner (needs an administrator's token).",
+    ),
+    def(
+        Runner,
+        "group",
+        r#"group "acme/platform" | group 42"#,
+        "Scope: a group runner, by full path or numeric id.",
+    ),
+    def(
+        Runner,
+        "project",
+        r#"project "acme/app" | project 1234"#,
+        "Scope: a project runner, by full path or numeric id.",
+    ),
+    def(
+        Runner,
+        "description",
+        r#"description "Docker builds on ci-07""#,
+        "GitLab description (defaults to the runner's name).",
+    ),
+    def(
+        Runner,
+        "tags",
+        r#"tags "docker" "linux""#,
+        "GitLab tags. Replaces the whole list on GitLab.",
+    ),
+    def(
+        Runner,
+        "run_untagged",
+        "run_untagged #false",
+        "Whether the runner picks jobs without tags. `#false` needs at least one tag.",
+    ),
+    def(
+        Runner,
+        "paused",
+        "paused #true",
+        "Paused runners take no jobs.",
+    ),
+    def(
+        Runner,
+        "locked",
+        "locked #true",
+        "A locked project runner cannot be enabled for other projects.",
+    ),
+    def(
+        Runner,
+        "access_level",
+        r#"access_level "ref_protected""#,
+        "`not_protected` or `ref_protected` (only jobs on protected refs).",
+    ),
+    def(
+        Runner,
+        "maximum_timeout",
+        "maximum_timeout 3600",
+        "Longest job timeout in seconds, at least 600.",
+    ),
+    def(
+        Runner,
+        "maintenance_note",
+        r#"maintenance_note "Owned by team platform""#,
+        "Free-form note shown to administrators on GitLab.",
+    ),
+    def(
+        Runner,
+        "token",
+        r#"token env="BUILD_RUNNER_TOKEN" | token file="/run/secrets/build""#,
+        "An existing runner authentication token (`glrt-…`): the runner is adopted, never \
+         created. By reference only; not in `defaults` or `template`, nor with `count`.",
+    ),
+    def(
+        Runner,
+        "renamed_from",
+        r#"renamed_from "old-name""#,
+        "The runner's previous name: the existing registration is kept and renamed, not \
+         deleted and created again.",
+    ),
+];
+
+pub fn names(context: Context) -> impl Iterator<Item = &'static str> {
+    NODES
+        .iter()
+        .filter(move |n| n.context == context)
+        .map(|n| n.name)
+}
+
+pub fn is_known(context: Context, name: &str) -> bool {
+    names(context).any(|n| n == name)
+}
