@@ -50,7 +50,11 @@ impl Sources {
         let id = FileId(self.files.len() as u32);
         let masked = crate::secrets::mask(&text);
         let raw = Arc::new(text);
-        let shown = if masked == *raw { raw.clone() } else { Arc::new(masked) };
+        let shown = if masked == *raw {
+            raw.clone()
+        } else {
+            Arc::new(masked)
+        };
         self.files.push(SourceFile {
             path: path.to_path_buf(),
             raw,

@@ -90,7 +90,8 @@ fn check_runner(
             .help("add executor \"docker\" (or shell, kubernetes, …) to the runner, a template or defaults"),
         ),
         Some(e) if IMAGE_EXECUTORS.contains(&e) => {
-            if b.settings.lookup("docker.image").is_none() {
+            // After an error in the runner's own keys the image may just have been rejected.
+            if b.settings.lookup("docker.image").is_none() && !problems.has_errors() {
                 problems.push(
                     Problem::warning(
                         "no_image",
@@ -103,7 +104,8 @@ fn check_runner(
         }
         Some(_) => {}
     }
-    if b.scope.is_none() && b.token.is_none() {
+    // A rejected token or scope node was already reported; "no scope" would only repeat it.
+    if b.scope.is_none() && b.token.is_none() && !problems.has_errors() {
         problems.push(
             Problem::error(
                 "no_scope",
@@ -140,7 +142,10 @@ fn check_runner(
             problems.push(
                 Problem::error(
                     "bad_rename",
-                    format!("`{}` is still declared, so nothing was renamed from it", old.value),
+                    format!(
+                        "`{}` is still declared, so nothing was renamed from it",
+                        old.value
+                    ),
                 )
                 .at(s, old.loc, "still a declared runner")
                 .help("remove the old runner's node, or drop renamed_from"),

@@ -153,7 +153,8 @@ pub(super) fn decode(files: &Files, problems: &mut Problems) -> Decoded {
                 out.defaults = Some((body, cx.loc(node.name().span())));
             }
             "template" => {
-                let Some(tname) = name_arg(&mut cx, node, "template \"docker-base\" { … }") else {
+                let Some(tname) = name_arg(&mut cx, node, "template \"docker-base\" { … }")
+                else {
                     continue;
                 };
                 allowed_props(&mut cx, node, &["template"]);
@@ -285,7 +286,9 @@ fn name_arg(cx: &mut Cx, node: &KdlNode, form: &str) -> Option<Spanned<String>> 
     let a = args(node);
     match a.as_slice() {
         [one] => match one.value().as_string() {
-            Some(s) if !s.trim().is_empty() => Some(Spanned::new(s.to_string(), cx.loc(one.span()))),
+            Some(s) if !s.trim().is_empty() => {
+                Some(Spanned::new(s.to_string(), cx.loc(one.span())))
+            }
             Some(_) => {
                 cx.error(
                     "bad_value",
@@ -335,7 +338,10 @@ fn name_arg(cx: &mut Cx, node: &KdlNode, form: &str) -> Option<Spanned<String>> 
 }
 
 fn string_prop(cx: &mut Cx, node: &KdlNode, prop: &str) -> Option<Spanned<String>> {
-    let e = node.entries().iter().find(|e| e.name().map(|n| n.value()) == Some(prop))?;
+    let e = node
+        .entries()
+        .iter()
+        .find(|e| e.name().map(|n| n.value()) == Some(prop))?;
     match e.value().as_string() {
         Some(s) => Some(Spanned::new(s.to_string(), cx.loc(e.span()))),
         None => {
@@ -524,9 +530,7 @@ fn token_ref(cx: &mut Cx, node: &KdlNode, context: Context) -> Option<SecretRef>
         "tokens are given by reference, never inline",
         span,
         label,
-        format!(
-            "secrets belong in env vars or files, not in a file under version control: {form}"
-        ),
+        format!("secrets belong in env vars or files, not in a file under version control: {form}"),
     );
     None
 }
@@ -731,7 +735,9 @@ fn decode_body(cx: &mut Cx, node: &KdlNode, kind: BodyKind) -> RunnerBody {
                     "a runner has exactly one scope",
                     child.name().span(),
                     "second scope",
-                    format!("the scope is already set at {first}; keep one of instance, group, project"),
+                    format!(
+                        "the scope is already set at {first}; keep one of instance, group, project"
+                    ),
                 );
                 continue;
             }
@@ -770,8 +776,7 @@ fn decode_body(cx: &mut Cx, node: &KdlNode, kind: BodyKind) -> RunnerBody {
             "paused" => body.paused = one_bool(cx, child),
             "locked" => body.locked = one_bool(cx, child),
             "access_level" => {
-                body.access_level =
-                    one_enum(cx, child, r, AccessLevel::NAMES, AccessLevel::parse)
+                body.access_level = one_enum(cx, child, r, AccessLevel::NAMES, AccessLevel::parse)
             }
             "maximum_timeout" => body.maximum_timeout = decode_max_timeout(cx, child),
             "token" => {

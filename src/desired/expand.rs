@@ -32,7 +32,11 @@ pub(super) fn expand(sources: &Sources, d: &Decoded, problems: &mut Problems) ->
     check_template_names(sources, &d.templates, problems);
     let mut runners = Vec::new();
     for decl in &d.runners {
-        let mut body = d.defaults.as_ref().map(|(b, _)| b.clone()).unwrap_or_default();
+        let mut body = d
+            .defaults
+            .as_ref()
+            .map(|(b, _)| b.clone())
+            .unwrap_or_default();
         if let Some(t) = &decl.template {
             match chain(sources, &d.templates, t, problems) {
                 Some(chain) => {
@@ -89,7 +93,7 @@ fn check_template_names(sources: &Sources, templates: &[TemplateDecl], problems:
                 Problem::error(
                     "duplicate_template",
                     format!("template `{}` is declared twice", t.name.value),
-                    )
+                )
                 .at(sources, t.name.loc, "declared again here")
                 .help(format!(
                     "first declared at {}; give each template its own name",

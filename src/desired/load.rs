@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kdl::{KdlDocument, KdlNode};
+use kdl::KdlNode;
 
 use crate::diag::{FileId, Loc, Problem, Problems, Sources};
 
@@ -74,13 +74,13 @@ fn read_file(
     seen.push(canon.clone());
     stack.push(canon);
     let text = files.sources.get(id).text().to_string();
-    match KdlDocument::parse(&text) {
-        Ok(doc) => {
-            for node in doc.nodes() {
+    match super::parse::parse_nodes(&text) {
+        Ok(nodes) => {
+            for node in nodes {
                 if node.name().value() == "include" {
-                    include(path, id, node, files, seen, stack, problems);
+                    include(path, id, &node, files, seen, stack, problems);
                 } else {
-                    files.nodes.push((id, node.clone()));
+                    files.nodes.push((id, node));
                 }
             }
         }
@@ -101,7 +101,8 @@ fn read_file(
                     d.label.clone().unwrap_or_else(|| "here".into()),
                 );
                 p = p.help(d.help.clone().unwrap_or_else(|| {
-                    "runnerform reads KDL v2 (and whole files in KDL v1); see https://kdl.dev".into()
+                    "runnerform reads KDL v2 (and whole files in KDL v1); see https://kdl.dev"
+                        .into()
                 }));
                 problems.push(p);
             }
@@ -123,7 +124,11 @@ fn include(
     problems: &mut Problems,
 ) {
     let loc = |span| Loc { file, span };
-    let args: Vec<_> = node.entries().iter().filter(|e| e.name().is_none()).collect();
+    let args: Vec<_> = node
+        .entries()
+        .iter()
+        .filter(|e| e.name().is_none())
+        .collect();
     let target = match args.as_slice() {
         [one] if one.value().is_string() && node.entries().len() == 1 => one,
         _ => {
@@ -156,13 +161,16 @@ fn include(
             })
             .collect();
         problems.push(
-            Problem::error("include_cycle", format!("include cycle: {}", chain.join(" → ")))
-                .at(
-                    &files.sources,
-                    loc(target.span()),
-                    "this file is already being read",
-                )
-                .help("move what both files need into a third file that each of them includes"),
+            Problem::error(
+                "include_cycle",
+                format!("include cycle: {}", chain.join(" → ")),
+            )
+            .at(
+                &files.sources,
+                loc(target.span()),
+                "this file is already being read",
+            )
+            .help("move what both files need into a third file that each of them includes"),
         );
         return;
     }

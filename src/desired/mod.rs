@@ -12,6 +12,8 @@ mod decode;
 mod expand;
 pub mod load;
 pub mod nodes;
+mod parse;
+pub mod render;
 pub mod value;
 
 use std::path::PathBuf;

@@ -75,10 +75,7 @@ impl Table {
     /// (scalars, arrays, arrays of tables) is replaced whole.
     pub fn merge_from(&mut self, over: &Table) {
         for e in &over.entries {
-            match (
-                self.entries.iter_mut().find(|x| x.key == e.key),
-                &e.value,
-            ) {
+            match (self.entries.iter_mut().find(|x| x.key == e.key), &e.value) {
                 (Some(old), Value::Table(t)) => {
                     if let Value::Table(base) = &mut old.value {
                         base.merge_from(t);
@@ -207,10 +204,11 @@ fn elsewhere(name: &str, spec: &Key) -> Option<String> {
     };
     let all = base.descendants();
     let leaf_names: Vec<&str> = all.iter().map(|k| k.name.as_str()).collect();
-    let name = if leaf_names.contains(&name) {
-        name
+    let (name, lead) = if leaf_names.contains(&name) {
+        (name, String::new())
     } else {
-        suggest(name, &leaf_names)?
+        let near = suggest(name, &leaf_names)?;
+        (near, format!("did you mean `{near}`? "))
     };
     let homes: Vec<String> = all
         .into_iter()
@@ -231,11 +229,15 @@ fn elsewhere(name: &str, spec: &Key) -> Option<String> {
         .map(|p| {
             let rel = p.strip_prefix("runners.").unwrap_or(p);
             let depth = rel.matches('.').count();
-            format!("`{} {{ … }}{}`", rel.replace('.', " { "), " }".repeat(depth))
+            format!(
+                "`{} {{ … }}{}`",
+                rel.replace('.', " { "),
+                " }".repeat(depth)
+            )
         })
         .collect();
     Some(format!(
-        "did you mean `{name}`? it is a key of {}: put it inside that block",
+        "{lead}`{name}` is a key of {}: put it inside that block",
         blocks.join(" or ")
     ))
 }
@@ -362,8 +364,16 @@ fn decode_scalar_node(cx: &mut Cx, node: &KdlNode, key: &Key) -> Option<Value> {
         );
         return None;
     }
-    let args: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_none()).collect();
-    let props: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_some()).collect();
+    let args: Vec<&KdlEntry> = node
+        .entries()
+        .iter()
+        .filter(|e| e.name().is_none())
+        .collect();
+    let props: Vec<&KdlEntry> = node
+        .entries()
+        .iter()
+        .filter(|e| e.name().is_some())
+        .collect();
     if key.kind == Kind::String
         && let Some(secret) = secret_ref(cx, node)
     {
@@ -524,7 +534,11 @@ fn scalar(cx: &mut Cx, entry: &KdlEntry, want: Elem, key: &Key) -> Option<Value>
         if let (Elem::Integer | Elem::Float, KdlValue::String(s)) = (want, v)
             && s.trim().parse::<f64>().is_ok()
         {
-            help = format!("numbers are written without quotes: {} {}", key.name, s.trim());
+            help = format!(
+                "numbers are written without quotes: {} {}",
+                key.name,
+                s.trim()
+            );
         }
         cx.error(
             "wrong_type",
@@ -602,7 +616,11 @@ fn decode_map(cx: &mut Cx, node: &KdlNode, key: &Key, elem: Elem) -> Option<Valu
         let Some(name) = e.name() else {
             cx.error(
                 "wrong_type",
-                format!("`{}` is a {} and takes no plain values", key.name, key.kind.describe()),
+                format!(
+                    "`{}` is a {} and takes no plain values",
+                    key.name,
+                    key.kind.describe()
+                ),
                 e.span(),
                 "a value without a name",
                 form_hint(key),
@@ -633,14 +651,7 @@ fn decode_map(cx: &mut Cx, node: &KdlNode, key: &Key, elem: Elem) -> Option<Valu
     ok.then_some(Value::Table(t))
 }
 
-fn map_insert(
-    cx: &mut Cx,
-    t: &mut Table,
-    k: &str,
-    v: Value,
-    span: miette::SourceSpan,
-    key: &Key,
-) {
+fn map_insert(cx: &mut Cx, t: &mut Table, k: &str, v: Value, span: miette::SourceSpan, key: &Key) {
     let loc = cx.loc(span);
     if let Some(first) = t.get(k) {
         let first = cx.sources.position(first.loc);
@@ -661,7 +672,11 @@ fn map_insert(
 }
 
 fn map_entry_value(cx: &mut Cx, child: &KdlNode, key: &Key, elem: Elem) -> Option<Value> {
-    let args: Vec<&KdlEntry> = child.entries().iter().filter(|e| e.name().is_none()).collect();
+    let args: Vec<&KdlEntry> = child
+        .entries()
+        .iter()
+        .filter(|e| e.name().is_none())
+        .collect();
     if elem == Elem::Any {
         if child.children().is_some() || args.is_empty() {
             let mut t = Table::default();
@@ -717,7 +732,11 @@ fn map_entry_value(cx: &mut Cx, child: &KdlNode, key: &Key, elem: Elem) -> Optio
 /// Reads `env="VAR"` or `file="PATH"` from a node. `None` when the node has neither;
 /// `Some(None)` when it has a malformed reference (already reported).
 pub(super) fn secret_ref(cx: &mut Cx, node: &KdlNode) -> Option<Option<SecretRef>> {
-    let props: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_some()).collect();
+    let props: Vec<&KdlEntry> = node
+        .entries()
+        .iter()
+        .filter(|e| e.name().is_some())
+        .collect();
     let refs: Vec<&&KdlEntry> = props
         .iter()
         .filter(|e| matches!(e.name().map(|n| n.value()), Some("env" | "file")))
@@ -786,7 +805,9 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        for ok in ["0", "15m", "1h30m", "1.5s", "300ms", "-2h", "10us", "1h0m0s"] {
+        for ok in [
+            "0", "15m", "1h30m", "1.5s", "300ms", "-2h", "10us", "1h0m0s",
+        ] {
             assert!(is_go_duration(ok), "{ok}");
         }
         for bad in ["", "15", "m", "1x", "1.2.3s", "1 h", "h1"] {

@@ -22,21 +22,34 @@ pub const ENUMS: &[(&str, &[&str])] = &[
             "virtualbox",
         ],
     ),
-    ("runners.shell", &["bash", "sh", "cmd", "pwsh", "powershell"]),
+    (
+        "runners.shell",
+        &["bash", "sh", "cmd", "pwsh", "powershell"],
+    ),
     (
         "log_level",
-        &["panic", "fatal", "error", "warning", "warn", "info", "debug"],
+        &[
+            "panic", "fatal", "error", "warning", "warn", "info", "debug",
+        ],
     ),
     ("log_format", &["runner", "text", "json"]),
     ("runners.cache.Type", &["s3", "gcs", "azure"]),
-    ("runners.cache.s3.AuthenticationType", &["access-key", "iam"]),
+    (
+        "runners.cache.s3.AuthenticationType",
+        &["access-key", "iam"],
+    ),
     ("runners.docker.pull_policy", PULL_POLICIES),
     ("runners.docker.allowed_pull_policies", PULL_POLICIES),
     ("runners.kubernetes.pull_policy", PULL_POLICIES),
     ("runners.kubernetes.allowed_pull_policies", PULL_POLICIES),
     (
         "runners.kubernetes.dns_policy",
-        &["none", "default", "cluster-first", "cluster-first-with-host-net"],
+        &[
+            "none",
+            "default",
+            "cluster-first",
+            "cluster-first-with-host-net",
+        ],
     ),
 ];
 

@@ -9,7 +9,7 @@ mod enums;
 
 use std::sync::LazyLock;
 
-pub use enums::{allowed_values, ENUMS};
+pub use enums::{ENUMS, allowed_values};
 
 const TSV: &str = include_str!("config-keys.tsv");
 
@@ -142,7 +142,9 @@ impl Inventory {
 
     /// The `[[runners]]` entry.
     pub fn runner(&self) -> &Key {
-        self.root.child("runners").expect("the inventory has [[runners]]")
+        self.root
+            .child("runners")
+            .expect("the inventory has [[runners]]")
     }
 
     /// The gitlab-runner version the table was derived from, from its header line.
@@ -247,10 +249,19 @@ mod tests {
         let docker = r.child("docker").unwrap();
         assert_eq!(docker.kind, Kind::Table);
         assert_eq!(docker.child("image").unwrap().kind, Kind::String);
-        assert_eq!(docker.child("volumes").unwrap().kind, Kind::Array(Elem::String));
+        assert_eq!(
+            docker.child("volumes").unwrap().kind,
+            Kind::Array(Elem::String)
+        );
         assert_eq!(docker.child("services").unwrap().kind, Kind::TableArray);
-        assert_eq!(docker.child("pull_policy").unwrap().kind, Kind::StringOrArray);
-        assert_eq!(r.child("feature_flags").unwrap().kind, Kind::Map(Elem::Bool));
+        assert_eq!(
+            docker.child("pull_policy").unwrap().kind,
+            Kind::StringOrArray
+        );
+        assert_eq!(
+            r.child("feature_flags").unwrap().kind,
+            Kind::Map(Elem::Bool)
+        );
         assert_eq!(r.child("unhealthy_interval").unwrap().kind, Kind::Duration);
         let machine = r.child("machine").unwrap();
         assert_eq!(machine.child("IdleCount").unwrap().kind, Kind::Integer);

@@ -1,0 +1,9 @@
+//! runnerform's integration tests: one binary that drives the real executable.
+
+mod common;
+mod test_examples;
+mod test_fixtures;
+mod test_malformed;
+mod test_reference;
+mod test_secrets;
+mod test_validate;

@@ -1,0 +1,56 @@
+//! No token ever reaches the terminal, even when a user pasted one into the file.
+
+use crate::common::{TestEnvironment, root};
+
+const TOKENS: &[&str] = &[
+    "glrt-t1_s3cr3tS3cr3tS3cr3tS3c",
+    "glpat-AbCdEfGhIjKlMnOpQrSt",
+    "GR1348941xYzSecretRegistration",
+];
+
+#[test]
+fn tokens_written_inline_are_masked_in_diagnostics() {
+    let env = TestEnvironment::new();
+    for (i, token) in TOKENS.iter().enumerate() {
+        let file = format!("f{i}.kdl");
+        env.write(
+            &file,
+            &format!(
+                "gitlab \"https://gitlab.example.com\" {{\n    token \"{token}\"\n}}\nrunner \"r\" {{\n    token \"{token}\"\n    executor \"shell\"\n    environment \"X={token}\"\n    pre_build_script \"{token}\"\n}}\n"
+            ),
+        );
+        let out = env.run(&["validate", "-f", &file]);
+        assert_eq!(out.code, 1);
+        let secret_part = &token[token.len() - 10..];
+        assert!(
+            !out.combined().contains(secret_part),
+            "token leaked:\n{}",
+            out.combined()
+        );
+        assert!(out.stderr.contains("inline"), "{}", out.stderr);
+    }
+}
+
+/// Scans every snapshot the suite keeps for anything that looks like a real token.
+#[test]
+fn no_snapshot_holds_a_token() {
+    let dir = root().join("tests/cli/snapshots");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for prefix in runnerform::secrets::TOKEN_PREFIXES {
+            for (i, _) in text.match_indices(prefix) {
+                let rest = &text[i + prefix.len()..];
+                let next = rest.chars().next().unwrap_or('*');
+                assert!(
+                    next == '*' || !next.is_ascii_alphanumeric(),
+                    "{} holds an unmasked token near {prefix}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
