@@ -8,6 +8,11 @@
 /// CI job and deploy tokens.
 pub const TOKEN_PREFIXES: &[&str] = &["glrt-", "glrtr-", "glpat-", "GR1348941", "glcbt-", "gldt-"];
 
+/// ```
+/// use runnerform::secrets::looks_like_token;
+/// assert!(looks_like_token("glpat-xyz"));
+/// assert!(!looks_like_token("GITLAB_TOKEN"));
+/// ```
 pub fn looks_like_token(s: &str) -> bool {
     TOKEN_PREFIXES.iter().any(|p| s.trim().starts_with(p))
 }
@@ -17,6 +22,11 @@ fn is_token_char(b: u8) -> bool {
 }
 
 /// Replaces the secret part of every token in `text` with `*`, keeping prefixes and length.
+///
+/// ```
+/// let shown = runnerform::secrets::mask("token = \"glrt-abc123\"");
+/// assert_eq!(shown, "token = \"glrt-******\"");
+/// ```
 pub fn mask(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = bytes.to_vec();
