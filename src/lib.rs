@@ -5,10 +5,18 @@
 //! ([`diag`]). The command-line layer lives in [`cli`] and is the only place that does
 //! terminal I/O.
 
+// Problems carry their source excerpt so they can be rendered anywhere; they are built on
+// the error path only, so their size costs nothing where it matters.
+#![allow(clippy::result_large_err)]
+
+pub mod apply;
 pub mod cli;
 pub mod desired;
 pub mod diag;
 pub mod exit;
 pub mod keys;
+pub mod local;
+pub mod plan;
 pub mod reference;
 pub mod secrets;
+pub mod views;

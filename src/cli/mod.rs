@@ -3,6 +3,8 @@
 //! Commands return an [`Exit`]; only this layer writes to the terminal.
 
 mod commands;
+mod plan_view;
+mod planning;
 mod ui;
 
 use std::path::PathBuf;
@@ -67,6 +69,21 @@ pub enum Command {
     /// a warning: the host that applies the file may have it. Exits 0 when the file is valid
     /// (warnings allowed), 1 otherwise.
     Validate(commands::validate::Args),
+
+    /// Show, runner by runner, what apply would change.
+    ///
+    /// Each declared runner gets one action with its reason (create, adopt, update, delete…)
+    /// and its key-level changes, followed by a unified diff of config.toml and a summary.
+    /// Entries that runnerform does not manage are listed and left alone. Tokens are masked
+    /// everywhere. With --detailed-exitcode: 0 no changes, 2 changes pending, 1 error.
+    Plan(commands::plan::Args),
+
+    /// Converge the host to the KDL file, after showing the plan.
+    ///
+    /// Asks for confirmation on a terminal; refuses without --yes when stdin is not one.
+    /// config.toml is replaced atomically under a lock (mode and owner kept), after checking
+    /// that nobody changed it since the plan was made. With nothing to do, nothing is written.
+    Apply(commands::apply::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -92,5 +109,7 @@ pub fn run(cli: Cli) -> Exit {
     let ui = Ui::new(&cli);
     match &cli.command {
         Command::Validate(args) => commands::validate::run(&cli, &ui, args),
+        Command::Plan(args) => commands::plan::run(&cli, &ui, args),
+        Command::Apply(args) => commands::apply::run(&cli, &ui, args),
     }
 }

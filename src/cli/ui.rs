@@ -5,7 +5,10 @@ use std::io::{IsTerminal, Write};
 use crate::diag::{Problems, Style, render};
 
 pub struct Ui {
+    /// Colour on stderr (diagnostics).
     pub color: bool,
+    /// Colour on stdout (plans).
+    pub color_out: bool,
     pub width: usize,
     /// -1 quiet, 0 normal, 1+ verbose.
     pub verbosity: i8,
@@ -14,7 +17,9 @@ pub struct Ui {
 impl Ui {
     pub fn new(cli: &super::Cli) -> Self {
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let color = !cli.no_color && !no_color_env && std::io::stderr().is_terminal();
+        let allowed = !cli.no_color && !no_color_env;
+        let color = allowed && std::io::stderr().is_terminal();
+        let color_out = allowed && std::io::stdout().is_terminal();
         let width = std::env::var("COLUMNS")
             .ok()
             .and_then(|c| c.parse().ok())
@@ -22,6 +27,7 @@ impl Ui {
         let verbosity = if cli.quiet { -1 } else { cli.verbose as i8 };
         Ui {
             color,
+            color_out,
             width,
             verbosity,
         }
@@ -43,6 +49,11 @@ impl Ui {
             }
             let _ = write!(err, "{}", render(p, self.style()));
         }
+    }
+
+    /// Prints one problem to stderr.
+    pub fn problem(&self, p: &crate::diag::Problem) {
+        eprint!("{}", render(p, self.style()));
     }
 
     /// A line for the user on stdout, unless quiet.

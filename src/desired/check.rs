@@ -53,12 +53,14 @@ pub(super) fn check(d: &Desired, refs: RefCheck, problems: &mut Problems) {
         );
     }
     let mut secrets: Vec<&SecretRef> = Vec::new();
-    if let Some(g) = &d.gitlab {
-        secrets.extend(&g.token);
+    if refs != RefCheck::Settings {
+        if let Some(g) = &d.gitlab {
+            secrets.extend(&g.token);
+        }
+        secrets.extend(d.runners.iter().filter_map(|r| r.body.token.as_ref()));
     }
     collect_secrets(&d.config.globals, &mut secrets);
     for r in &d.runners {
-        secrets.extend(&r.body.token);
         collect_secrets(&r.body.settings, &mut secrets);
     }
     let mut reported: Vec<&SecretRef> = Vec::new();
@@ -154,7 +156,7 @@ fn check_runner(
     }
 }
 
-fn collect_secrets<'a>(t: &'a Table, out: &mut Vec<&'a SecretRef>) {
+pub(crate) fn collect_secrets<'a>(t: &'a Table, out: &mut Vec<&'a SecretRef>) {
     for e in &t.entries {
         collect_value(&e.value, out);
     }
@@ -199,7 +201,7 @@ fn check_reference(d: &Desired, r: &SecretRef, refs: RefCheck, problems: &mut Pr
     };
     let p = match refs {
         RefCheck::Warn => Problem::warning("missing_secret", message),
-        RefCheck::Require => Problem::error("missing_secret", message),
+        RefCheck::Require | RefCheck::Settings => Problem::error("missing_secret", message),
     };
     problems.push(p.at(&d.sources, r.loc, "referenced here").help(help));
 }

@@ -7,7 +7,7 @@
 //! result as a whole (duplicate names, GitLab's rules). Every step collects problems instead
 //! of stopping at the first.
 
-mod check;
+pub(crate) mod check;
 mod decode;
 mod expand;
 pub mod load;
@@ -219,6 +219,14 @@ pub enum RefCheck {
     Warn,
     /// Commands that use the secrets: a missing one is an error.
     Require,
+    /// Offline commands: secrets written into config.toml are required; GitLab tokens are not
+    /// used, so they are not checked.
+    Settings,
+}
+
+/// The closest name among `candidates`, for did-you-mean hints.
+pub fn suggest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    decode::suggest(name, candidates)
 }
 
 /// The outcome of reading a desired state: the state itself unless errors made it unusable,

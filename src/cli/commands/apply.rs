@@ -1,0 +1,188 @@
+//! `runnerform apply`: converge the host to the KDL file, after showing the plan.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::apply::apply_local;
+use crate::cli::planning::{Planned, make_plan};
+use crate::cli::{Cli, Ui, plan_view};
+use crate::exit::Exit;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Apply without asking. Required when stdin is not a terminal.
+    #[arg(long, visible_alias = "auto-approve")]
+    pub yes: bool,
+
+    /// Apply to config.toml (and the service) only, without calling GitLab. Actions that need
+    /// GitLab are left pending.
+    #[arg(long, conflicts_with = "planfile")]
+    pub offline: bool,
+
+    /// Limit the apply to this runner (repeatable)
+    #[arg(long = "target", value_name = "NAME", conflicts_with = "planfile")]
+    pub targets: Vec<String>,
+
+    /// Seconds to wait for another runnerform that is applying to the same config.toml
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub lock_timeout: u64,
+
+    /// A plan saved with `plan --out`: applied exactly as reviewed, without asking, and
+    /// refused if the KDL file, config.toml or the ownership record changed since
+    pub planfile: Option<PathBuf>,
+}
+
+pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
+    let (planned, saved) = match &args.planfile {
+        Some(file) => match from_planfile(cli, ui, file) {
+            Ok(p) => (p, true),
+            Err(e) => return e,
+        },
+        None => match make_plan(cli, ui, args.offline, &args.targets, None) {
+            Ok(p) => (p, false),
+            Err(e) => return e,
+        },
+    };
+    let plan = &planned.plan;
+    if ui.verbosity >= 0 {
+        print!(
+            "{}",
+            plan_view::render(
+                plan,
+                planned.views.local.text(),
+                ui.color_out,
+                ui.verbosity > 0
+            )
+        );
+    }
+    if !plan.writes_anything() {
+        ui.say(if plan.summary.pending > 0 {
+            "Nothing to apply offline."
+        } else {
+            "No changes. Nothing was written."
+        });
+        return Exit::Success;
+    }
+    if !saved && !args.yes {
+        match confirm() {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!("Apply cancelled; nothing was written.");
+                return Exit::Error;
+            }
+            Err(msg) => {
+                eprintln!("error: {msg}");
+                return Exit::Error;
+            }
+        }
+    }
+    let wait = Duration::from_secs(args.lock_timeout);
+    let result = apply_local(plan, wait, || {
+        eprintln!(
+            "Waiting for another runnerform to finish applying to {}…",
+            plan.config_toml
+        );
+    });
+    match result {
+        Ok(applied) => {
+            let mut what = Vec::new();
+            if applied.config_written {
+                what.push(format!("wrote {}", plan.config_toml));
+            }
+            if applied.state_written {
+                what.push("updated the ownership record".to_string());
+            }
+            ui.say(format!("Apply complete: {}.", what.join(", ")));
+            Exit::Success
+        }
+        Err(p) => {
+            ui.problem(&p);
+            Exit::Error
+        }
+    }
+}
+
+/// Asks on the terminal. Refuses when stdin is not one: a provisioning script must say --yes.
+fn confirm() -> Result<bool, String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(
+            "stdin is not a terminal, so apply cannot ask for confirmation; pass --yes to apply \
+             without asking (nothing was written)"
+                .into(),
+        );
+    }
+    print!("Apply these changes? Only 'yes' is accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    Ok(line.trim() == "yes")
+}
+
+/// Re-plans with the saved plan's options and refuses if any view changed since it was made.
+fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, Exit> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!(
+            "error: cannot read plan {}: {}",
+            file.display(),
+            crate::desired::load::io_reason(&e)
+        );
+        Exit::Error
+    })?;
+    let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
+        eprintln!(
+            "error: {} is not a plan saved by `runnerform plan --out`: {e}",
+            file.display()
+        );
+        Exit::Error
+    })?;
+    if saved.format != crate::plan::FORMAT {
+        eprintln!(
+            "error: {} has plan format {}, this runnerform applies format {}",
+            file.display(),
+            saved.format,
+            crate::plan::FORMAT
+        );
+        return Err(Exit::Error);
+    }
+    let saved_path = PathBuf::from(&saved.config_toml);
+    let planned = make_plan(cli, ui, saved.offline, &saved.targets, Some(&saved_path))?;
+    let now = &planned.plan.fingerprints;
+    let mut changed = Vec::new();
+    if now.desired != saved.fingerprints.desired {
+        changed.push(format!(
+            "the KDL file {} (or a secret it reads)",
+            cli.file.display()
+        ));
+    }
+    if now.config_toml != saved.fingerprints.config_toml {
+        changed.push(saved.config_toml.clone());
+    }
+    if now.state != saved.fingerprints.state {
+        changed.push("the ownership record".into());
+    }
+    if !changed.is_empty() {
+        eprintln!(
+            "error: the saved plan {} is stale: {} changed since it was made\n  help: run \
+             `runnerform plan --out {}` again and review the new plan; nothing was written",
+            file.display(),
+            changed.join(" and "),
+            file.display()
+        );
+        return Err(Exit::Error);
+    }
+    Ok(planned)
+}
+
+#[derive(serde::Deserialize)]
+struct SavedPlan {
+    format: u32,
+    offline: bool,
+    config_toml: String,
+    targets: Vec<String>,
+    fingerprints: crate::plan::Fingerprints,
+}

@@ -1,0 +1,183 @@
+//! The human form of a plan: one block per runner with its reason and key changes, the
+//! config.toml diff, and a summary line.
+
+use std::fmt::Write;
+
+use similar::{ChangeTag, TextDiff};
+
+use crate::plan::{Action, Change, Plan, Side};
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn wrap(&self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn green(&self, s: &str) -> String {
+        self.wrap("32", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.wrap("31", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.wrap("2", s)
+    }
+    fn bold(&self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+    fn action(&self, a: Action, s: &str) -> String {
+        match a {
+            Action::Create | Action::Adopt => self.green(s),
+            Action::Delete => self.red(s),
+            Action::Update | Action::Rotate | Action::Replace | Action::Recreate => self.yellow(s),
+            Action::Unmanaged | Action::NoChange => self.dim(s),
+        }
+    }
+}
+
+/// Renders `plan`. `old` and `new` are config.toml before and after (tokens are masked
+/// here); with colour, the diff highlights the changed words.
+pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
+    let p = Paint { on: color };
+    let mut out = String::new();
+    let mode = if plan.offline { ", offline" } else { "" };
+    let _ = writeln!(
+        out,
+        "{}",
+        p.bold(&format!("Runners ({}{mode}):", plan.config_toml))
+    );
+    if !plan.changes_pending {
+        let _ = writeln!(
+            out,
+            "No changes: {} matches the declaration.",
+            plan.config_toml
+        );
+        for r in plan
+            .runners
+            .iter()
+            .filter(|r| r.action == Action::Unmanaged)
+        {
+            let _ = writeln!(
+                out,
+                "  {}",
+                p.dim(&format!("? {}: unmanaged, left alone", r.name))
+            );
+        }
+        return out;
+    }
+    let mut shown = 0;
+    for r in &plan.runners {
+        if r.action == Action::NoChange && !verbose {
+            continue;
+        }
+        shown += 1;
+        let mut head = format!("{} {}", r.action.symbol(), r.name);
+        if let Some(prev) = &r.previous_name {
+            head.push_str(&format!(" (was {prev})"));
+        }
+        let mut what = r.action.word().to_string();
+        if r.pending {
+            what.push_str(" (needs GitLab; pending offline)");
+        }
+        let _ = writeln!(
+            out,
+            "  {}: {}",
+            p.action(r.action, &head),
+            p.action(r.action, &what)
+        );
+        let _ = writeln!(out, "      {}", p.dim(&r.reason));
+        for c in &r.changes {
+            let _ = writeln!(out, "{}", change_line(&p, c));
+        }
+    }
+    if shown == 0 {
+        let _ = writeln!(out, "  (no runner changes)");
+    }
+    if !plan.globals.is_empty() {
+        let _ = writeln!(out, "{}", p.bold("Globals:"));
+        for c in &plan.globals {
+            let _ = writeln!(out, "{}", change_line(&p, c));
+        }
+    }
+    if let Some(new) = &plan.new_config {
+        let _ = writeln!(out, "{}", p.bold("config.toml:"));
+        if color {
+            out.push_str(&colored_diff(&p, &plan.config_toml, old, new));
+        } else {
+            out.push_str(&plan.diff);
+        }
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    let _ = writeln!(out, "{}", plan.summary_line());
+    out
+}
+
+fn change_line(p: &Paint, c: &Change) -> String {
+    let side = match c.side {
+        Side::Local => "",
+        Side::Gitlab => " (GitLab)",
+    };
+    let k = &c.key;
+    match (&k.old, &k.new) {
+        (None, Some(new)) => p.green(&format!("      + {}: {new}{side}", k.path)),
+        (Some(old), None) => p.red(&format!("      - {}: {old}{side}", k.path)),
+        (Some(old), Some(new)) => p.yellow(&format!("      ~ {}: {old} -> {new}{side}", k.path)),
+        (None, None) => format!("      ~ {}{side}", k.path),
+    }
+}
+
+fn colored_diff(p: &Paint, name: &str, old: &str, new: &str) -> String {
+    let old = crate::secrets::mask(old);
+    let new = crate::secrets::mask(new);
+    let diff = TextDiff::from_lines(&old, &new);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", p.red(&format!("--- {name}")));
+    let _ = writeln!(out, "{}", p.green(&format!("+++ {name} (planned)")));
+    for group in diff.grouped_ops(3) {
+        let first = &group[0];
+        let last = &group[group.len() - 1];
+        let (o, n) = (first.old_range().start, first.new_range().start);
+        let _ = writeln!(
+            out,
+            "{}",
+            p.dim(&format!(
+                "@@ -{},{} +{},{} @@",
+                o + 1,
+                last.old_range().end - o,
+                n + 1,
+                last.new_range().end - n
+            ))
+        );
+        for op in &group {
+            for change in diff.iter_inline_changes(op) {
+                let (sign, colour): (&str, fn(&Paint, &str) -> String) = match change.tag() {
+                    ChangeTag::Delete => ("-", Paint::red),
+                    ChangeTag::Insert => ("+", Paint::green),
+                    ChangeTag::Equal => (" ", |_, s| s.to_string()),
+                };
+                let mut line = colour(p, sign);
+                for (emphasized, value) in change.iter_strings_lossy() {
+                    let v = value.trim_end_matches('\n');
+                    if emphasized {
+                        line.push_str(&p.wrap("1;4", &colour(p, v)));
+                    } else {
+                        line.push_str(&colour(p, v));
+                    }
+                }
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,283 @@
+//! Changing config.toml without losing a byte that no declared change owns.
+//!
+//! Only declared keys are touched. A changed value keeps its decor (the spaces around it and a
+//! trailing comment); a new key or table takes the indentation of its neighbours, or
+//! gitlab-runner's own layout (two spaces per level) when it has none.
+
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, TableLike, Value as T};
+
+use super::value::{Secrets, lookup, same, show_declared, show_item, to_toml};
+use crate::desired::{self, Value};
+use crate::keys::{Key, Kind};
+
+/// One key-level difference, as a reviewer reads it: `~ docker.image: "a" -> "b"`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct KeyChange {
+    /// Dotted path below the runner entry (or below the top level, for globals).
+    pub path: String,
+    /// The value in config.toml before, in TOML syntax; absent when the key is new.
+    pub old: Option<String>,
+    /// The value after, in TOML syntax; absent when the key is removed. Secrets are shown as
+    /// `(secret from env VAR)`.
+    pub new: Option<String>,
+}
+
+pub struct Editor<'a> {
+    pub secrets: &'a Secrets,
+    /// One level of indentation in this file.
+    unit: String,
+    pub changes: Vec<KeyChange>,
+}
+
+impl<'a> Editor<'a> {
+    pub fn new(doc: &DocumentMut, secrets: &'a Secrets) -> Self {
+        Editor {
+            secrets,
+            unit: infer_unit(doc),
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn take_changes(&mut self) -> Vec<KeyChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The indentation of keys in a `[[runners]]` entry of this file.
+    pub fn runner_key_indent(&self, doc: &DocumentMut) -> String {
+        doc.get("runners")
+            .and_then(Item::as_array_of_tables)
+            .and_then(|a| a.iter().find_map(key_indent))
+            .unwrap_or_else(|| self.unit.clone())
+    }
+
+    /// Sets the declared keys of `declared` in `table`, recursing into tables and maps.
+    /// `indent` is the indentation of keys in `table`; `spec` is its inventory entry.
+    pub fn apply(
+        &mut self,
+        table: &mut dyn TableLike,
+        indent: &str,
+        declared: &desired::Table,
+        spec: Option<&Key>,
+        prefix: &str,
+    ) {
+        for e in &declared.entries {
+            let key_spec = spec.and_then(|k| k.child(&e.key));
+            let path = format!("{prefix}{}", e.key);
+            self.apply_entry(table, indent, &e.key, &e.value, key_spec, &path);
+        }
+    }
+
+    fn apply_entry(
+        &mut self,
+        table: &mut dyn TableLike,
+        indent: &str,
+        key: &str,
+        value: &Value,
+        spec: Option<&Key>,
+        path: &str,
+    ) {
+        let existing = lookup(table, key).map(|(k, _)| k);
+        let Some(actual) = existing else {
+            self.insert_new(table, indent, key, value, path);
+            return;
+        };
+        let item = table.get_mut(&actual).expect("key was just found");
+        if let Value::Table(sub) = value
+            && spec.is_none_or(|k| !matches!(k.kind, Kind::TableArray))
+            && let Some(sub_table) = item.as_table_like_mut()
+        {
+            let sub_indent =
+                key_indent_like(sub_table).unwrap_or_else(|| format!("{indent}{}", self.unit));
+            self.apply(sub_table, &sub_indent, sub, spec, &format!("{path}."));
+            return;
+        }
+        if same(item, value, spec, self.secrets) {
+            return;
+        }
+        let old = show_item(item);
+        let new_item = self.styled(value, indent);
+        match (item, new_item) {
+            (Item::Value(old_v), Item::Value(mut new_v)) => {
+                *new_v.decor_mut() = old_v.decor().clone();
+                *old_v = new_v;
+            }
+            (slot, new_item) => *slot = new_item,
+        }
+        self.changes.push(KeyChange {
+            path: path.to_string(),
+            old: Some(old),
+            new: Some(show_declared(value, self.secrets)),
+        });
+    }
+
+    fn insert_new(
+        &mut self,
+        table: &mut dyn TableLike,
+        indent: &str,
+        key: &str,
+        value: &Value,
+        path: &str,
+    ) {
+        let item = self.styled(value, indent);
+        let is_value = item.is_value();
+        self.record_added(value, path);
+        table.insert(key, item);
+        // A table's key decor sits inside its `[header]`; only plain keys are indented.
+        if is_value && let Some(mut k) = table.key_mut(key) {
+            k.leaf_decor_mut().set_prefix(indent);
+        }
+    }
+
+    fn record_added(&mut self, value: &Value, path: &str) {
+        match value {
+            Value::Table(t) => {
+                for e in &t.entries {
+                    self.record_added(&e.value, &format!("{path}.{}", e.key));
+                }
+            }
+            v => self.changes.push(KeyChange {
+                path: path.to_string(),
+                old: None,
+                new: Some(show_declared(v, self.secrets)),
+            }),
+        }
+    }
+
+    /// The TOML item for a declared value, laid out for a table whose keys are at `indent`.
+    fn styled(&self, value: &Value, indent: &str) -> Item {
+        let mut item = to_toml(value, self.secrets);
+        match &mut item {
+            Item::Table(t) => self.style_table(t, indent),
+            Item::ArrayOfTables(a) => self.style_array(a, indent),
+            _ => {}
+        }
+        item
+    }
+
+    /// A new sub-table: its header at the parent's key indentation, its keys one level in.
+    fn style_table(&self, t: &mut Table, header_indent: &str) {
+        t.decor_mut().set_prefix(header_indent);
+        let inner = format!("{header_indent}{}", self.unit);
+        style_keys(t, &inner);
+        for (_, item) in t.iter_mut() {
+            match item {
+                Item::Table(sub) => self.style_table(sub, &inner),
+                Item::ArrayOfTables(a) => self.style_array(a, &inner),
+                _ => {}
+            }
+        }
+    }
+
+    fn style_array(&self, a: &mut ArrayOfTables, header_indent: &str) {
+        for t in a.iter_mut() {
+            self.style_table(t, header_indent);
+        }
+    }
+
+    /// Appends a new `[[runners]]` entry laid out as gitlab-runner writes one: identity and
+    /// credentials first, then the declared settings.
+    pub fn append_runner(
+        &mut self,
+        doc: &mut DocumentMut,
+        identity: &[(&str, Item)],
+        settings: &desired::Table,
+        spec: &Key,
+    ) {
+        let indent = self.runner_key_indent(doc);
+        let mut t = Table::new();
+        t.decor_mut().set_prefix("\n");
+        for (k, v) in identity {
+            t.insert(k, v.clone());
+        }
+        style_keys(&mut t, &indent);
+        let mut ordered = settings.clone();
+        // gitlab-runner writes the executor before the other settings.
+        if let Some(pos) = ordered.entries.iter().position(|e| e.key == "executor") {
+            let e = ordered.entries.remove(pos);
+            ordered.entries.insert(0, e);
+        }
+        self.apply(&mut t, &indent, &ordered, Some(spec), "");
+        match doc.get_mut("runners") {
+            Some(Item::ArrayOfTables(a)) => a.push(t),
+            _ => {
+                let mut a = ArrayOfTables::new();
+                a.push(t);
+                doc.insert("runners", Item::ArrayOfTables(a));
+            }
+        }
+    }
+}
+
+fn style_keys(t: &mut Table, indent: &str) {
+    let keys: Vec<String> = t
+        .iter()
+        .filter(|(_, i)| i.is_value())
+        .map(|(k, _)| k.to_string())
+        .collect();
+    for k in keys {
+        if let Some(mut key) = t.key_mut(&k) {
+            key.leaf_decor_mut().set_prefix(indent);
+        }
+    }
+}
+
+/// The indentation of the first plain key of a table, if it has one.
+fn key_indent(t: &Table) -> Option<String> {
+    key_indent_like(t)
+}
+
+fn key_indent_like(t: &dyn TableLike) -> Option<String> {
+    let (k, _) = t.iter().find(|(_, i)| i.is_value())?;
+    let key = t.key(k)?;
+    let prefix = key.leaf_decor().prefix()?.as_str()?.to_string();
+    Some(
+        prefix
+            .rsplit('\n')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| *c == ' ' || *c == '\t')
+            .collect(),
+    )
+}
+
+/// One indentation level, learned from the file: the difference between a table header's
+/// indentation and its keys'. gitlab-runner's own is two spaces.
+fn infer_unit(doc: &DocumentMut) -> String {
+    fn header_indent(t: &Table) -> String {
+        t.decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .and_then(|p| p.rsplit('\n').next())
+            .unwrap_or("")
+            .to_string()
+    }
+    fn search(t: &Table) -> Option<String> {
+        for (_, item) in t.iter() {
+            let tables: Vec<&Table> = match item {
+                Item::Table(sub) => vec![sub],
+                Item::ArrayOfTables(a) => a.iter().collect(),
+                _ => continue,
+            };
+            for sub in tables {
+                let h = header_indent(sub);
+                if let Some(k) = key_indent(sub)
+                    && k.len() > h.len()
+                    && k.starts_with(&h)
+                {
+                    return Some(k[h.len()..].to_string());
+                }
+                if let Some(u) = search(sub) {
+                    return Some(u);
+                }
+            }
+        }
+        None
+    }
+    search(doc.as_table()).unwrap_or_else(|| "  ".to_string())
+}
+
+/// A TOML value shown in a plan (for identity keys that are not declared settings).
+pub fn shown(v: &T) -> String {
+    show_item(&Item::Value(v.clone()))
+}

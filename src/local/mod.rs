@@ -1,0 +1,114 @@
+//! The local view: gitlab-runner's config.toml, read losslessly, and runnerform's ownership
+//! record beside it.
+//!
+//! config.toml is parsed with `toml_edit`, so comments, key order, quoting and blank lines
+//! survive every edit that runnerform makes; [`edit`] changes only declared keys, [`write`]
+//! replaces the file atomically under a lock, and [`state`] keeps the link between declared
+//! runners and GitLab where gitlab-runner's own rewrites of config.toml cannot destroy it.
+
+pub mod edit;
+pub mod state;
+pub mod value;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+
+use toml_edit::{DocumentMut, Item, Table};
+
+use crate::diag::{Loc, Problem, Sources};
+
+/// What was read from disk, and enough about the file to replace it faithfully.
+#[derive(Debug, Clone)]
+pub struct LocalView {
+    pub path: PathBuf,
+    /// The file's bytes as read (`None` when it does not exist yet).
+    pub original: Option<String>,
+    pub doc: DocumentMut,
+}
+
+impl LocalView {
+    pub fn exists(&self) -> bool {
+        self.original.is_some()
+    }
+
+    pub fn text(&self) -> &str {
+        self.original.as_deref().unwrap_or("")
+    }
+
+    /// The `[[runners]]` entries in file order.
+    pub fn runners(&self) -> Vec<&Table> {
+        self.doc
+            .get("runners")
+            .and_then(Item::as_array_of_tables)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// gitlab-runner's own default: `/etc/gitlab-runner/config.toml` for root, otherwise
+/// `~/.gitlab-runner/config.toml`.
+pub fn default_path() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return PathBuf::from("/etc/gitlab-runner/config.toml");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join(".gitlab-runner/config.toml"),
+        _ => PathBuf::from("config.toml"),
+    }
+}
+
+/// Reads config.toml. A missing file is an empty document; a file that is not valid TOML is
+/// a located diagnostic (with tokens masked in the excerpt).
+pub fn read(path: &Path) -> Result<LocalView, Problem> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Problem::error(
+                "io",
+                format!(
+                    "cannot read {}: {}",
+                    path.display(),
+                    crate::desired::load::io_reason(&e)
+                ),
+            )
+            .help("run as a user that can read config.toml, or pass --config-toml PATH"));
+        }
+    };
+    let doc = match &text {
+        None => DocumentMut::new(),
+        Some(t) => parse(path, t)?,
+    };
+    Ok(LocalView {
+        path: path.to_path_buf(),
+        original: text,
+        doc,
+    })
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<DocumentMut, Problem> {
+    text.parse::<DocumentMut>().map_err(|e| {
+        let mut sources = Sources::default();
+        let file = sources.add(path, path.display().to_string(), text.to_string());
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_string();
+        Problem::error(
+            "bad_toml",
+            format!("config.toml is not valid TOML: {message}"),
+        )
+        .at(
+            &sources,
+            Loc {
+                file,
+                span: (span.start, span.end.saturating_sub(span.start)).into(),
+            },
+            "here",
+        )
+        .help(
+            "runnerform changes nothing until the file parses; fix it by hand or restore \
+                 it from a backup",
+        )
+    })
+}
