@@ -49,12 +49,6 @@ impl Paint {
 pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
     let p = Paint { on: color };
     let mut out = String::new();
-    let mode = if plan.offline { ", offline" } else { "" };
-    let _ = writeln!(
-        out,
-        "{}",
-        p.bold(&format!("Runners ({}{mode}):", plan.config_toml))
-    );
     if !plan.changes_pending {
         let _ = writeln!(
             out,
@@ -74,6 +68,12 @@ pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
         }
         return out;
     }
+    let mode = if plan.offline { ", offline" } else { "" };
+    let _ = writeln!(
+        out,
+        "{}",
+        p.bold(&format!("Runners ({}{mode}):", plan.config_toml))
+    );
     let mut shown = 0;
     for r in &plan.runners {
         if r.action == Action::NoChange && !verbose {

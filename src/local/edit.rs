@@ -277,6 +277,22 @@ fn infer_unit(doc: &DocumentMut) -> String {
     search(doc.as_table()).unwrap_or_else(|| "  ".to_string())
 }
 
+/// Sets a plain key of `table`, keeping the decor (indentation, trailing comment) of the value
+/// it replaces, or the indentation of the table's keys when it is new.
+pub fn set_scalar(table: &mut Table, key: &str, value: T) {
+    if let Some(Item::Value(old)) = table.get_mut(key) {
+        let decor = old.decor().clone();
+        *old = value;
+        *old.decor_mut() = decor;
+        return;
+    }
+    let indent = key_indent(table).unwrap_or_default();
+    table.insert(key, Item::Value(value));
+    if let Some(mut k) = table.key_mut(key) {
+        k.leaf_decor_mut().set_prefix(indent);
+    }
+}
+
 /// A TOML value shown in a plan (for identity keys that are not declared settings).
 pub fn shown(v: &T) -> String {
     show_item(&Item::Value(v.clone()))

@@ -13,7 +13,7 @@ use crate::desired::{Desired, Runner};
 use crate::diag::Problem;
 use crate::keys::inventory;
 use crate::local::LocalView;
-use crate::local::edit::{Editor, KeyChange, shown};
+use crate::local::edit::{Editor, KeyChange, set_scalar, shown};
 use crate::local::state::{Managed, State};
 use crate::local::value::Secrets;
 
@@ -154,10 +154,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         let mut changes = Vec::new();
         let table = runner_table(&mut doc, i);
         if e.name != *name {
-            table.insert("name", toml_edit::value(name.as_str()));
-            if let Some(v) = table.get_mut("name").and_then(Item::as_value_mut) {
-                v.decor_mut().set_prefix(" ");
-            }
+            set_scalar(table, "name", name.as_str().into());
             changes.push(Change {
                 side: Side::Local,
                 key: KeyChange {
@@ -168,7 +165,18 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             });
         }
         let entry_url = expand_env(&e.url);
-        if !url.is_empty() && !same_url(&entry_url, &url) {
+        if e.url.is_empty() && !url.is_empty() {
+            // gitlab-runner cannot use an entry without a URL; the declared one is the answer.
+            set_scalar(table, "url", url.as_str().into());
+            changes.push(Change {
+                side: Side::Local,
+                key: KeyChange {
+                    path: "url".into(),
+                    old: None,
+                    new: Some(shown(&url.as_str().into())),
+                },
+            });
+        } else if !url.is_empty() && !same_url(&entry_url, &url) {
             plans.push(RunnerPlan {
                 name: name.clone(),
                 action: Action::Replace,
@@ -204,9 +212,17 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                     e.name
                 ),
             ),
-            Some(_) if e.name != *name && changes.len() == 1 => (
+            Some(_) if e.name != *name => (
                 Action::Update,
-                format!("renamed from `{}`; the registration is kept", e.name),
+                if changes.len() == 1 {
+                    format!("renamed from `{}`; the registration is kept", e.name)
+                } else {
+                    format!(
+                        "renamed from `{}` (the registration is kept), and config.toml differs \
+                         from the declaration",
+                        e.name
+                    )
+                },
             ),
             Some(_) if !changes.is_empty() => (
                 Action::Update,
