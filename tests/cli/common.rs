@@ -76,10 +76,35 @@ impl TestEnvironment {
         let out = cmd.output().expect("run runnerform");
         let tmp = self.path().to_string_lossy().to_string();
         let clean = |b: &[u8]| String::from_utf8_lossy(b).replace(&tmp, "$TMP");
-        Output {
+        let out = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: clean(&out.stdout),
             stderr: clean(&out.stderr),
+        };
+        // Every scenario of the suite is checked: no token may ever reach the terminal.
+        if let Some(token) = unmasked_token(&out.combined()) {
+            panic!(
+                "runnerform {args:?} printed a token ({token}…):\n{}",
+                out.combined()
+            );
+        }
+        out
+    }
+}
+
+/// The start of the first token in `text` that is not masked, if any.
+pub fn unmasked_token(text: &str) -> Option<String> {
+    for prefix in runnerform::secrets::TOKEN_PREFIXES {
+        for (i, _) in text.match_indices(prefix) {
+            let boundary = text[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+            let next = text[i + prefix.len()..].chars().next();
+            if boundary && next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Some(text[i..(i + prefix.len() + 2).min(text.len())].to_string());
+            }
         }
     }
+    None
 }
