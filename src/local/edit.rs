@@ -297,3 +297,87 @@ pub fn set_scalar(table: &mut Table, key: &str, value: T) {
 pub fn shown(v: &T) -> String {
     show_item(&Item::Value(v.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{Entry, Table as DTable};
+    use crate::diag::{FileId, Loc};
+
+    fn entry(key: &str, value: Value) -> Entry {
+        Entry {
+            key: key.into(),
+            value,
+            loc: Loc {
+                file: FileId(0),
+                span: (0, 0).into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_entry_looks_like_gitlab_runner_wrote_it() {
+        let mut doc: DocumentMut =
+            "concurrent = 1\n\n[[runners]]\n  name = \"a\"\n  executor = \"shell\"\n"
+                .parse()
+                .unwrap();
+        let secrets = Secrets::default();
+        let mut ed = Editor::new(&doc, &secrets);
+        let settings = DTable {
+            entries: vec![
+                entry(
+                    "docker",
+                    Value::Table(DTable {
+                        entries: vec![entry("image", Value::String("alpine:3".into()))],
+                    }),
+                ),
+                entry("executor", Value::String("docker".into())),
+            ],
+        };
+        let identity = [
+            ("name", toml_edit::value("b")),
+            ("url", toml_edit::value("https://gitlab.example.com")),
+            ("id", toml_edit::value(7)),
+        ];
+        ed.append_runner(
+            &mut doc,
+            &identity,
+            &settings,
+            crate::keys::inventory().runner(),
+        );
+        assert_eq!(
+            doc.to_string(),
+            "concurrent = 1\n\n[[runners]]\n  name = \"a\"\n  executor = \"shell\"\n\n\
+             [[runners]]\n  name = \"b\"\n  url = \"https://gitlab.example.com\"\n  id = 7\n  \
+             executor = \"docker\"\n  [runners.docker]\n    image = \"alpine:3\"\n"
+        );
+    }
+
+    #[test]
+    fn changed_values_keep_their_comment_and_new_keys_their_neighbours_indent() {
+        let mut doc: DocumentMut = "[[runners]]\n\tname = \"a\"\n\tlimit = 2 # why two\n"
+            .parse()
+            .unwrap();
+        let secrets = Secrets::default();
+        let mut ed = Editor::new(&doc, &secrets);
+        let declared = DTable {
+            entries: vec![
+                entry("limit", Value::Integer(4)),
+                entry("shell", Value::String("bash".into())),
+            ],
+        };
+        let t = doc["runners"][0].as_table_mut().unwrap();
+        ed.apply(
+            t,
+            "\t",
+            &declared,
+            Some(crate::keys::inventory().runner()),
+            "",
+        );
+        assert_eq!(
+            doc.to_string(),
+            "[[runners]]\n\tname = \"a\"\n\tlimit = 4 # why two\n\tshell = \"bash\"\n"
+        );
+        assert_eq!(ed.changes.len(), 2);
+    }
+}

@@ -547,3 +547,42 @@ fn plan_json_matches_the_committed_schema() {
         "the schema constrains actions"
     );
 }
+
+/// On a terminal the plan is coloured and the diff highlights changed words; piped, or with
+/// --no-color, it is plain. `script` gives the process a real pseudo-terminal.
+#[test]
+fn colour_on_a_terminal_only() {
+    let env = env();
+    env.write("config.toml", CONFIG);
+    env.write("runners.kdl", &kdl(&build_runner("rust:1.83")));
+    let run_tty = |extra: &str| {
+        let out = Command::new("script")
+            .args(["-q", "-e", "-c"])
+            .arg(format!("{BIN} plan --offline {extra}"))
+            .arg("/dev/null")
+            .current_dir(env.path())
+            .env_clear()
+            .env("GITLAB_TOKEN", "x")
+            .env("TERM", "xterm")
+            .output()
+            .expect("script(1) from bsdutils");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let coloured = run_tty("");
+    assert!(
+        coloured.contains("\x1b[33m"),
+        "no colour on a terminal:\n{coloured}"
+    );
+    assert!(
+        coloured.contains("\x1b[1;4m"),
+        "no word highlight:\n{coloured}"
+    );
+    assert!(!coloured.contains("BuildToken"));
+    let plain = run_tty("--no-color");
+    assert!(
+        !plain.contains("\x1b["),
+        "--no-color still coloured:\n{plain}"
+    );
+    let piped = env.run(&["plan", "--offline"]);
+    assert!(!piped.stdout.contains("\x1b["));
+}
