@@ -19,7 +19,9 @@ const RUNNERS: usize = 1000;
 const ROUNDS: usize = 15;
 
 fn config_toml() -> String {
-    let mut s = String::from("concurrent = 64\ncheck_interval = 3\n\n[session_server]\n  session_timeout = 1800\n");
+    let mut s = String::from(
+        "concurrent = 64\ncheck_interval = 3\n\n[session_server]\n  session_timeout = 1800\n",
+    );
     for i in 0..RUNNERS {
         let _ = write!(
             s,
@@ -53,7 +55,10 @@ fn state() -> String {
             )
         })
         .collect();
-    format!("{{\"format\":1,\"runners\":[{}],\"pending_deletes\":[]}}\n", runners.join(","))
+    format!(
+        "{{\"format\":1,\"runners\":[{}],\"pending_deletes\":[]}}\n",
+        runners.join(",")
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> (Duration, Duration) {
@@ -80,7 +85,9 @@ fn main() {
     let (mut read, mut gather, mut planning) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        let d = desired::read(&kdl_path, RefCheck::Settings).desired.expect("valid");
+        let d = desired::read(&kdl_path, RefCheck::Settings)
+            .desired
+            .expect("valid");
         read.push(t.elapsed());
         let t = Instant::now();
         let v = views::gather_local(&d, &views::config_path(None, &d)).unwrap();
@@ -116,10 +123,15 @@ fn main() {
     let (g0, g1) = median(gather);
     let (p0, p1) = median(planning);
     let (x0, x1) = median(process);
-    println!("offline plan, {RUNNERS} runners in config.toml and in KDL (each updated), {ROUNDS} rounds");
+    println!(
+        "offline plan, {RUNNERS} runners in config.toml and in KDL (each updated), {ROUNDS} rounds"
+    );
     println!("  read KDL (parse, decode, check):   min {r0:.1?}, median {r1:.1?}");
     println!("  read config.toml + state:          min {g0:.1?}, median {g1:.1?}");
     println!("  plan (diff, edit, render text):    min {p0:.1?}, median {p1:.1?}");
     println!("  runnerform plan --offline --json:  min {x0:.1?}, median {x1:.1?}");
-    println!("  peak memory of that process:       {:.1} MiB", peak as f64 / 1024.0);
+    println!(
+        "  peak memory of that process:       {:.1} MiB",
+        peak as f64 / 1024.0
+    );
 }
