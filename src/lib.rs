@@ -18,5 +18,7 @@ pub mod keys;
 pub mod local;
 pub mod plan;
 pub mod reference;
+pub mod remote;
 pub mod secrets;
+pub mod sim;
 pub mod views;

@@ -84,6 +84,22 @@ pub enum Command {
     /// config.toml is replaced atomically under a lock (mode and owner kept), after checking
     /// that nobody changed it since the plan was made. With nothing to do, nothing is written.
     Apply(commands::apply::Args),
+
+    /// Serve a local stand-in for GitLab's runner API, for trying provisioning scripts safely.
+    ///
+    /// A stateful GitLab simulator on 127.0.0.1: it creates, registers, lists, updates and
+    /// deletes runners as GitLab's REST API v4 does (same status codes, token prefixes,
+    /// scopes and roles, pagination), starting with an administrator and the groups `acme`,
+    /// `acme/platform` and projects `acme/app`, `acme/web`, `acme/platform/infra`. Nothing
+    /// reaches a real GitLab.
+    ///
+    /// The first line on stdout is one JSON object, {"url": "...", "admin_token": "glpat-..."}:
+    /// the simulator's own throwaway administrator token is printed on purpose, as the one
+    /// token runnerform ever shows, so that scripts can use it. Control endpoints under
+    /// URL/-/sim/ add users, tokens and projects, inject latency and failures, change runners
+    /// behind a client's back, move the clock, and show the request log. Serves until SIGINT or
+    /// SIGTERM; -v prints each request (tokens masked) on stderr.
+    Sim(commands::sim::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -111,5 +127,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Validate(args) => commands::validate::run(&cli, &ui, args),
         Command::Plan(args) => commands::plan::run(&cli, &ui, args),
         Command::Apply(args) => commands::apply::run(&cli, &ui, args),
+        Command::Sim(args) => commands::sim::run(&cli, &ui, args),
     }
 }

@@ -108,3 +108,109 @@ pub fn unmasked_token(text: &str) -> Option<String> {
     }
     None
 }
+
+/// A `runnerform sim` process serving on 127.0.0.1; killed when dropped.
+pub struct RunningSim {
+    child: Option<std::process::Child>,
+    stderr_path: PathBuf,
+    /// The JSON line the simulator printed first.
+    pub first_line: String,
+    pub url: String,
+    pub admin_token: String,
+}
+
+impl TestEnvironment {
+    /// Starts `runnerform sim ARGS` with the same clean environment as [`Self::run_in`] and
+    /// waits (at most 30 s) for its first stdout line, `{"url": ..., "admin_token": ...}`.
+    pub fn spawn_sim(&self, args: &[&str]) -> RunningSim {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr_path = self.path().join(format!("sim-{n}.stderr"));
+        let mut cmd = Command::new(BIN);
+        cmd.arg("sim")
+            .args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .env("HOME", self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start runnerform sim");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let _ = tx.send(first);
+            // Anything printed after the first line would break the one-line contract.
+            let rest: Vec<String> = lines.map_while(Result::ok).collect();
+            assert!(
+                rest.is_empty(),
+                "runnerform sim printed more on stdout: {rest:?}"
+            );
+        });
+        let first_line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_default();
+        let mut sim = RunningSim {
+            child: Some(child),
+            stderr_path,
+            first_line,
+            url: String::new(),
+            admin_token: String::new(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&sim.first_line).unwrap_or_else(|e| {
+            panic!(
+                "runnerform sim did not print its JSON line ({e}): {:?}\nstderr:\n{}",
+                sim.first_line,
+                sim.stderr()
+            )
+        });
+        sim.url = v["url"].as_str().expect("url").to_string();
+        sim.admin_token = v["admin_token"].as_str().expect("admin_token").to_string();
+        sim
+    }
+}
+
+impl RunningSim {
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (at most 20 s); returns the exit code and stderr.
+    pub fn terminate(mut self) -> (i32, String) {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped yet.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let code = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("runnerform sim did not stop on SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        (code, self.stderr())
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

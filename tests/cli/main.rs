@@ -8,4 +8,7 @@ mod test_malformed;
 mod test_props;
 mod test_reference;
 mod test_secrets;
+mod test_sim;
+mod test_sim_load;
+mod test_sim_python;
 mod test_validate;

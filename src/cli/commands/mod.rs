@@ -2,4 +2,5 @@
 
 pub mod apply;
 pub mod plan;
+pub mod sim;
 pub mod validate;

@@ -1,0 +1,355 @@
+//! HTTP to GitLab: authentication, retries, pagination.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::RemoteError;
+
+/// How transient failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// First backoff; doubled on every retry, with up to 50% jitter.
+    pub base: Duration,
+    /// Longest single wait, also for `Retry-After`.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // gitlab-runner's own client gives up after 5 attempts.
+        RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The GitLab instance, without `/api/v4`.
+    pub url: String,
+    /// Access token, sent as `PRIVATE-TOKEN`; never logged.
+    pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl ClientOptions {
+    pub fn new(url: &str) -> Self {
+        ClientOptions {
+            url: url.to_string(),
+            token: None,
+            ca_file: None,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// One page of a list endpoint, with the next page number when there is one.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next: Option<u32>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    api: String,
+    token: Option<String>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An answer from GitLab.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub next_page: Option<u32>,
+}
+
+impl Client {
+    pub fn new(opts: &ClientOptions) -> Result<Client, RemoteError> {
+        // reqwest is built without a default TLS provider; ring is the one compiled in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = reqwest::Client::builder()
+            .user_agent(format!("runnerform/{}", env!("CARGO_PKG_VERSION")))
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout.min(Duration::from_secs(10)));
+        if let Some(ca) = &opts.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                RemoteError::Setup(format!("cannot read CA file {}: {e}", ca.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                RemoteError::Setup(format!("{} holds no PEM certificate: {e}", ca.display()))
+            })?;
+            b = b.tls_certs_merge(certs);
+        }
+        let http = b
+            .build()
+            .map_err(|e| RemoteError::Setup(format!("cannot set up HTTP: {e}")))?;
+        let url = opts.url.trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(RemoteError::Setup(format!("{url} is not an http(s) URL")));
+        }
+        Ok(Client {
+            http,
+            api: format!("{url}/api/v4"),
+            token: opts.token.clone(),
+            retry: opts.retry,
+        })
+    }
+
+    /// Sends one request, retrying transient failures. `Ok` for 2xx only; any other
+    /// definite status is `RemoteError::Definite` with GitLab's message.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, RemoteError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.api))
+                .query(query);
+            if let Some(t) = &self.token {
+                req = req.header("PRIVATE-TOKEN", t);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let (wait, last) = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if transient(status) {
+                        let after = retry_after(&resp);
+                        (after, format!("HTTP {}", status.as_u16()))
+                    } else {
+                        return self.answer(resp).await;
+                    }
+                }
+                Err(e) => (None, describe(&e)),
+            };
+            if attempt >= self.retry.attempts {
+                return Err(RemoteError::Transient {
+                    attempts: attempt,
+                    last,
+                });
+            }
+            tokio::time::sleep(
+                wait.unwrap_or_else(|| self.backoff(attempt))
+                    .min(self.retry.cap),
+            )
+            .await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.retry.base.saturating_mul(1 << (attempt - 1).min(16));
+        let jitter = jitter_fraction();
+        exp.mul_f64(1.0 + jitter * 0.5).min(self.retry.cap)
+    }
+
+    async fn answer(&self, resp: reqwest::Response) -> Result<Answer, RemoteError> {
+        let status = resp.status().as_u16();
+        let next_page = resp
+            .headers()
+            .get("x-next-page")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let text = resp.text().await.map_err(|e| RemoteError::Transient {
+            attempts: 1,
+            last: describe(&e),
+        })?;
+        let body: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(_) if (200..300).contains(&status) => {
+                    return Err(RemoteError::Malformed {
+                        what: format!("a {status} answer that is not JSON"),
+                    });
+                }
+                Err(_) => Value::String(text.trim().chars().take(200).collect()),
+            }
+        };
+        if (200..300).contains(&status) {
+            Ok(Answer {
+                status,
+                body,
+                next_page,
+            })
+        } else {
+            Err(RemoteError::Definite {
+                status,
+                message: crate::secrets::mask(&message_of(&body)),
+            })
+        }
+    }
+
+    /// Every page of a list endpoint.
+    pub async fn list_all(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, RemoteError> {
+        let mut out = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let mut q: Vec<(&str, String)> = query.to_vec();
+            q.push(("page", page.to_string()));
+            q.push(("per_page", "100".to_string()));
+            let a = self.call(Method::GET, path, &q, None).await?;
+            match a.body {
+                Value::Array(items) => out.extend(items),
+                _ => {
+                    return Err(RemoteError::Malformed {
+                        what: format!("{path} did not answer with a list"),
+                    });
+                }
+            }
+            match a.next_page {
+                Some(n) if n > page => page = n,
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+fn transient(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 408 | 409 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` in seconds (GitLab does not send HTTP dates there).
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else if e.is_body() || e.is_decode() {
+        "the connection dropped while reading the answer".into()
+    } else {
+        "the connection failed".into()
+    }
+}
+
+/// GitLab's error bodies: `{"message": "..."}`, `{"message": {"field": ["..."]}}`,
+/// `{"error": "...", "error_description": "..."}`, or plain text.
+fn message_of(body: &Value) -> String {
+    match body {
+        Value::Object(o) => {
+            if let Some(m) = o.get("message") {
+                return match m {
+                    Value::String(s) => s.clone(),
+                    Value::Object(fields) => fields
+                        .iter()
+                        .map(|(k, v)| {
+                            let msgs: Vec<String> = v
+                                .as_array()
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|x| x.as_str().map(str::to_string))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            format!("{k} {}", msgs.join(", "))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    other => other.to_string(),
+                };
+            }
+            match (o.get("error"), o.get("error_description")) {
+                (Some(e), Some(d)) => format!(
+                    "{}: {}",
+                    e.as_str().unwrap_or_default(),
+                    d.as_str().unwrap_or_default()
+                ),
+                (Some(e), None) => e.as_str().unwrap_or_default().to_string(),
+                _ => body.to_string(),
+            }
+        }
+        Value::String(s) => s.clone(),
+        Value::Null => "(no body)".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A fraction in [0, 1) for backoff jitter; quality does not matter, spread does.
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (h.finish() % 10_000) as f64 / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitlab_error_bodies_become_one_line() {
+        let v: Value = serde_json::json!({"message": "403 Forbidden - Insufficient permissions"});
+        assert_eq!(message_of(&v), "403 Forbidden - Insufficient permissions");
+        let v = serde_json::json!({"message": {"tags_list": ["can not be empty when runner is not allowed to pick untagged jobs"]}});
+        assert_eq!(
+            message_of(&v),
+            "tags_list can not be empty when runner is not allowed to pick untagged jobs"
+        );
+        let v =
+            serde_json::json!({"error": "insufficient_scope", "error_description": "needs api"});
+        assert_eq!(message_of(&v), "insufficient_scope: needs api");
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let c = Client::new(&ClientOptions {
+            retry: RetryPolicy {
+                attempts: 5,
+                base: Duration::from_millis(100),
+                cap: Duration::from_millis(500),
+            },
+            ..ClientOptions::new("http://127.0.0.1:9")
+        })
+        .unwrap();
+        let b1 = c.backoff(1);
+        let b3 = c.backoff(3);
+        assert!(b1 >= Duration::from_millis(100) && b1 < Duration::from_millis(151));
+        assert!(b3 >= Duration::from_millis(400) && b3 <= Duration::from_millis(500));
+        assert_eq!(c.backoff(10), Duration::from_millis(500));
+    }
+}
