@@ -7,6 +7,7 @@ mod test_local;
 mod test_malformed;
 mod test_props;
 mod test_reference;
+mod test_remote;
 mod test_secrets;
 mod test_sim;
 mod test_sim_load;
