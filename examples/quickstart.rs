@@ -52,7 +52,10 @@ fn main() -> ExitCode {
         .block_on(client.call(reqwest::Method::POST, "/user/runners", &[], Some(&body)))
         .expect("register a runner on the simulator");
     let id = created.body["id"].as_i64().unwrap_or_default();
-    let token = created.body["token"].as_str().unwrap_or_default().to_string();
+    let token = created.body["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let config = format!(
         "concurrent = 1\ncheck_interval = 0\n\n[session_server]\n  session_timeout = 1800\n\n\
          [[runners]]\n  name = \"docs\"\n  url = \"{url}\"\n  id = {id}\n  token = \"{token}\"\n  \
