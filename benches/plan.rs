@@ -99,7 +99,7 @@ fn main() {
             state: &v.state,
             state_text: v.state_text.as_deref(),
             secrets: &v.secrets,
-            offline: true,
+            remote: None,
             targets: &[],
         })
         .unwrap();

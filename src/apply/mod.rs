@@ -11,6 +11,8 @@ use crate::diag::Problem;
 use crate::local::{state, write};
 use crate::plan::Plan;
 
+pub mod online;
+
 /// What apply wrote.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -30,6 +32,13 @@ pub fn apply_local(
     }
     let path = std::path::Path::new(&plan.config_toml);
     let _lock = write::lock(path, lock_wait, on_wait)?;
+    check_unchanged(plan)?;
+    write_planned(plan)
+}
+
+/// Refuses when config.toml or the ownership record changed since the plan was made.
+pub fn check_unchanged(plan: &Plan) -> Result<(), Problem> {
+    let path = std::path::Path::new(&plan.config_toml);
     let now = crate::local::read(path)?;
     let (_, state_text) = state::read(path)?;
     let config_now = now
@@ -58,6 +67,13 @@ pub fn apply_local(
         )
         .help("another runnerform applied in between; plan again"));
     }
+    Ok(())
+}
+
+/// Writes what a plan computed for config.toml and the ownership record. The caller holds the
+/// lock and has checked that nothing changed since the plan.
+pub fn write_planned(plan: &Plan) -> Result<Applied, Problem> {
+    let path = std::path::Path::new(&plan.config_toml);
     let mut applied = Applied::default();
     if let Some(text) = &plan.new_config {
         write::replace(path, text.as_bytes(), 0o600)?;

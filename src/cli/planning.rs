@@ -1,11 +1,15 @@
-//! What `plan` and `apply` share: reading the desired state, gathering the views, planning.
+//! What `plan` and `apply` share: reading the desired state, gathering the views (config.toml,
+//! the ownership record and, online, GitLab), planning.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::{Cli, Ui};
 use crate::desired::{self, Desired, RefCheck};
+use crate::diag::Problem;
 use crate::exit::Exit;
 use crate::plan::{self, Plan};
+use crate::remote::{Client, ClientOptions, RemoteView, refresh};
 use crate::views::{self, LocalViews};
 
 /// Reads and checks the KDL file; prints its problems. `Err` when it has errors.
@@ -22,45 +26,155 @@ pub fn load_desired(cli: &Cli, ui: &Ui, refs: RefCheck) -> Result<Desired, Exit>
     })
 }
 
-pub struct Planned {
-    pub views: LocalViews,
-    pub plan: Plan,
+/// GitLab, as far as an online plan and its apply need it.
+pub struct Online {
+    pub client: Client,
+    pub remote: RemoteView,
+    pub runtime: tokio::runtime::Runtime,
 }
 
-/// Plans the whole desired state against the host. Only offline planning exists so far: the
-/// GitLab half refuses clearly instead of pretending.
+pub struct Planned {
+    pub desired: Desired,
+    pub views: LocalViews,
+    pub plan: Plan,
+    pub online: Option<Online>,
+}
+
+/// Plans the whole desired state against the host, and against GitLab unless `offline`.
 pub fn make_plan(
     cli: &Cli,
     ui: &Ui,
     offline: bool,
     targets: &[String],
     config_toml: Option<&std::path::Path>,
+    concurrency: usize,
 ) -> Result<Planned, Exit> {
-    if !offline {
-        eprintln!(
-            "error: planning against GitLab is not available in this version of runnerform\n  \
-             help: pass --offline to plan against config.toml only"
-        );
-        return Err(Exit::Error);
-    }
-    let desired = load_desired(cli, ui, RefCheck::Settings)?;
-    let path: PathBuf = views::config_path(config_toml.or(cli.config_toml.as_deref()), &desired);
-    let views = views::gather_local(&desired, &path).map_err(|p| {
+    let refs = if offline {
+        RefCheck::Settings
+    } else {
+        RefCheck::Require
+    };
+    let desired = load_desired(cli, ui, refs)?;
+    let fail = |p: Problem| {
         ui.problem(&p);
         Exit::Error
-    })?;
+    };
+    let path: PathBuf = views::config_path(config_toml.or(cli.config_toml.as_deref()), &desired);
+    let views = views::gather_local(&desired, &path).map_err(fail)?;
+    let online = if offline {
+        None
+    } else {
+        Some(connect(ui, &desired, &views, concurrency).map_err(fail)?)
+    };
     let plan = plan::local::plan(&plan::local::Inputs {
         desired: &desired,
         local: &views.local,
         state: &views.state,
         state_text: views.state_text.as_deref(),
         secrets: &views.secrets,
-        offline,
+        remote: online.as_ref().map(|o| &o.remote),
         targets,
     })
-    .map_err(|p| {
-        ui.problem(&p);
-        Exit::Error
+    .map_err(fail)?;
+    Ok(Planned {
+        desired,
+        views,
+        plan,
+        online,
+    })
+}
+
+/// Checks the access token, then asks GitLab about every runner the plan is about.
+fn connect(
+    ui: &Ui,
+    d: &Desired,
+    views: &LocalViews,
+    concurrency: usize,
+) -> Result<Online, Problem> {
+    let Some(g) = &d.gitlab else {
+        return Err(
+            Problem::error("no_gitlab", "the KDL file declares no GitLab instance")
+                .help("add gitlab \"https://…\" { token env=\"GITLAB_TOKEN\" }, or pass --offline"),
+        );
+    };
+    let Some(token_ref) = &g.token else {
+        return Err(Problem::error("no_token", "the gitlab node has no access token")
+            .at(&d.sources, g.loc, "no token")
+            .help("add token env=\"GITLAB_TOKEN\" (a token with the api scope, or create_runner and manage_runner), or pass --offline"));
+    };
+    let token = views::resolve(d, token_ref)?;
+    let client = Client::new(&ClientOptions {
+        token: Some(token),
+        ca_file: g.ca_file.as_ref().map(|c| c.value.clone()),
+        timeout: Duration::from_secs(g.timeout.as_ref().map_or(30, |t| t.value)),
+        ..ClientOptions::new(&g.url.value)
+    })
+    .map_err(|e| Problem::error("gitlab", e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Problem::error("runtime", e.to_string()))?;
+    let q = plan::local::questions(d, &views.local, &views.state);
+    if ui.verbosity >= 1 {
+        eprintln!(
+            "Asking {} about {} runner(s)…",
+            g.url.value,
+            q.runner_ids.len() + q.tokens.len()
+        );
+    }
+    let remote = runtime.block_on(async {
+        check_token(&client, &g.url.value).await?;
+        refresh(&client, q, concurrency).await.map_err(|e| {
+            Problem::error("gitlab", e.to_string()).help(
+                "nothing was planned or changed: runnerform acts only on definite answers from GitLab; try again",
+            )
+        })
     })?;
-    Ok(Planned { views, plan })
+    Ok(Online {
+        client,
+        remote,
+        runtime,
+    })
+}
+
+async fn check_token(client: &Client, url: &str) -> Result<(), Problem> {
+    let info = client.token_info().await.map_err(|e| {
+        let help = match e.status() {
+            Some(401) => "the token is unknown, expired or revoked: create a new one",
+            _ => "check the GitLab URL and that GitLab is reachable",
+        };
+        Problem::error(
+            "gitlab_token",
+            format!("cannot use the access token with {url}: {e}"),
+        )
+        .help(help)
+    })?;
+    let has = |s: &str| info.scopes.iter().any(|x| x == s);
+    let missing: Vec<&str> = if has("api") {
+        Vec::new()
+    } else {
+        ["create_runner", "manage_runner"]
+            .into_iter()
+            .filter(|s| !has(s))
+            .collect()
+    };
+    if !missing.is_empty() || !info.active {
+        return Err(Problem::error(
+            "gitlab_token",
+            if info.active {
+                format!(
+                    "the access token lacks the {} scope{}",
+                    missing.join(" and "),
+                    if missing.len() > 1 { "s" } else { "" }
+                )
+            } else {
+                "the access token is not active".to_string()
+            },
+        )
+        .help(format!(
+            "runnerform needs a token with the api scope, or with create_runner and manage_runner (it has: {})",
+            info.scopes.join(", ")
+        )));
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@
 use sha2::{Digest, Sha256};
 use toml_edit::{DocumentMut, Item, Table};
 
-use super::{Action, Change, Fingerprints, Plan, RunnerPlan, Side, Summary};
+use super::{Action, Change, Fingerprints, Plan, RunnerPlan, Side, Summary, gitlab};
 use crate::desired::{Desired, Runner};
 use crate::diag::Problem;
 use crate::keys::inventory;
@@ -16,6 +16,7 @@ use crate::local::LocalView;
 use crate::local::edit::{Editor, KeyChange, set_scalar, shown};
 use crate::local::state::{Managed, State};
 use crate::local::value::Secrets;
+use crate::remote::{Questions, RemoteState, RemoteView};
 
 pub struct Inputs<'a> {
     pub desired: &'a Desired,
@@ -24,7 +25,8 @@ pub struct Inputs<'a> {
     /// The ownership record's bytes as read, for the fingerprint.
     pub state_text: Option<&'a str>,
     pub secrets: &'a Secrets,
-    pub offline: bool,
+    /// GitLab's answers; `None` plans offline (actions that need GitLab stay pending).
+    pub remote: Option<&'a RemoteView>,
     /// Limit the plan to these runners (names, or the base name of `count=` replicas).
     pub targets: &'a [String],
 }
@@ -34,6 +36,8 @@ struct EntryInfo {
     name: String,
     id: i64,
     url: String,
+    /// Only ever compared and sent to GitLab, never shown.
+    token: String,
 }
 
 fn entry_info(t: &Table) -> EntryInfo {
@@ -46,6 +50,11 @@ fn entry_info(t: &Table) -> EntryInfo {
         id: t.get("id").and_then(Item::as_integer).unwrap_or(0),
         url: t
             .get("url")
+            .and_then(Item::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        token: t
+            .get("token")
             .and_then(Item::as_str)
             .unwrap_or_default()
             .to_string(),
@@ -66,6 +75,7 @@ fn base_name(r: &Runner) -> Option<&str> {
 
 pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
     let d = inp.desired;
+    let offline = inp.remote.is_none();
     let inv = inventory();
     for t in inp.targets {
         let known = d
@@ -143,7 +153,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             }
         };
         let Some(i) = found else {
-            plans.push(missing_runner(r, managed));
+            plans.push(missing_runner(r, managed, offline));
             if let Some(m) = managed {
                 new_state.runners.push(m.clone());
             }
@@ -185,7 +195,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                      instances, so a new one is registered and the old one deleted",
                     e.url
                 ),
-                pending: inp.offline,
+                pending: offline,
                 previous_name: old_name.map(str::to_string),
                 id: (e.id > 0).then_some(e.id),
                 changes: Vec::new(),
@@ -203,6 +213,82 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             "",
         );
         changes.extend(local_changes(editor.take_changes()));
+        let mut id = e.id;
+        let mut remote_action = None;
+        if let Some(view) = inp.remote {
+            if id <= 0 {
+                match view.verified.get(&e.token) {
+                    Some(Ok(v)) => id = *v,
+                    Some(Err((status, msg))) => {
+                        remote_action = Some((
+                            Action::Recreate,
+                            format!(
+                                "GitLab rejects the entry's token ({status}: {msg}): a new runner \
+                                 is registered and its token written"
+                            ),
+                        ))
+                    }
+                    None => {
+                        remote_action = Some((
+                            Action::Recreate,
+                            "the entry has neither a GitLab id nor a token: a new runner is \
+                             registered and its token written"
+                                .to_string(),
+                        ))
+                    }
+                }
+            }
+            match (remote_action.is_none(), view.runner(id)) {
+                (false, _) => {}
+                (true, Some(RemoteState::Gone { status, message })) => {
+                    remote_action = Some((
+                        Action::Recreate,
+                        format!(
+                            "GitLab answered {status} for runner {id} ({message}): it was \
+                             deleted or its owner is gone, so a new one is registered"
+                        ),
+                    ))
+                }
+                (true, Some(RemoteState::Exists(rr))) => {
+                    if gitlab::scope_matches(r, rr, view) == Some(false) {
+                        remote_action = Some((
+                            Action::Replace,
+                            format!(
+                                "declared as a {} runner, registered as {} {id}: the owner \
+                                 cannot change in place, so a new one is registered and the old \
+                                 one deleted",
+                                r.body
+                                    .scope
+                                    .as_ref()
+                                    .map_or(String::new(), |s| s.value.to_string()),
+                                rr.runner_type
+                            ),
+                        ));
+                    } else {
+                        changes.extend(gitlab::attr_changes(r, rr));
+                    }
+                }
+                (true, None) => {}
+            }
+        }
+        if let Some((action, reason)) = remote_action {
+            new_state.runners.push(Managed {
+                name: name.clone(),
+                url: url.clone(),
+                id,
+                scope: r.body.scope.as_ref().map(|s| s.value.to_string()),
+            });
+            plans.push(RunnerPlan {
+                name: name.clone(),
+                action,
+                reason,
+                pending: false,
+                previous_name: (e.name != *name).then(|| e.name.clone()),
+                id: (id > 0).then_some(id),
+                changes,
+            });
+            continue;
+        }
         let (action, reason) = match managed {
             None => (
                 Action::Adopt,
@@ -224,17 +310,23 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                     )
                 },
             ),
-            Some(_) if !changes.is_empty() => (
-                Action::Update,
-                "config.toml differs from the declaration".to_string(),
-            ),
+            Some(_) if !changes.is_empty() => {
+                let local = changes.iter().any(|c| c.side == Side::Local);
+                let remote = changes.iter().any(|c| c.side == Side::Gitlab);
+                let what = match (local, remote) {
+                    (true, true) => "config.toml and GitLab differ",
+                    (false, true) => "GitLab differs",
+                    _ => "config.toml differs",
+                };
+                (Action::Update, format!("{what} from the declaration"))
+            }
             Some(_) => (Action::NoChange, "matches the declaration".to_string()),
         };
         new_state.runners.push(Managed {
             name: name.clone(),
             url: url.clone(),
-            id: if e.id > 0 {
-                e.id
+            id: if id > 0 {
+                id
             } else {
                 managed.map_or(0, |m| m.id)
             },
@@ -251,7 +343,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             reason,
             pending: false,
             previous_name: (e.name != *name).then(|| e.name.clone()),
-            id: (e.id > 0).then_some(e.id),
+            id: (id > 0).then_some(id),
             changes,
         });
     }
@@ -281,10 +373,10 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             claimed[i] = true;
             remove.push(i);
         }
-        if inp.offline && m.id > 0 {
+        if offline && m.id > 0 {
             new_state.pending_deletes.push(m.clone());
         }
-        let gone = if inp.offline {
+        let gone = if offline {
             " Offline, only its config.toml entry is removed; the next online apply deletes it \
              on GitLab."
         } else {
@@ -299,6 +391,21 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             id: (m.id > 0).then_some(m.id),
             changes: Vec::new(),
         });
+    }
+    // Deletes that an offline apply left for GitLab.
+    if !offline {
+        for m in std::mem::take(&mut new_state.pending_deletes) {
+            plans.push(RunnerPlan {
+                name: m.name.clone(),
+                action: Action::Delete,
+                reason: "removed from config.toml by an offline apply; now deleted on GitLab"
+                    .into(),
+                pending: false,
+                previous_name: None,
+                id: Some(m.id),
+                changes: Vec::new(),
+            });
+        }
     }
     remove.sort_unstable();
     if let Some(Item::ArrayOfTables(a)) = doc.get_mut("runners") {
@@ -360,7 +467,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
     Ok(Plan {
         format: super::FORMAT,
         runnerform_version: env!("CARGO_PKG_VERSION").to_string(),
-        offline: inp.offline,
+        offline,
         config_toml: inp.local.path.display().to_string(),
         targets: inp.targets.to_vec(),
         runners: plans,
@@ -391,6 +498,48 @@ fn place_new_global_tables(doc: &mut DocumentMut) {
             }
         }
     }
+}
+
+/// What a plan needs to ask GitLab: declared groups and projects, the runners in config.toml
+/// and in the ownership record, and the tokens of entries that have no id.
+pub fn questions(d: &Desired, local: &LocalView, state: &State) -> Questions {
+    let mut q = Questions::default();
+    for r in &d.runners {
+        match r.body.scope.as_ref().map(|s| &s.value) {
+            Some(crate::desired::Scope::Group(crate::desired::Target::Path(p))) => {
+                q.namespaces.push(("groups".into(), p.clone()))
+            }
+            Some(crate::desired::Scope::Project(crate::desired::Target::Path(p))) => {
+                q.namespaces.push(("projects".into(), p.clone()))
+            }
+            _ => {}
+        }
+    }
+    q.namespaces.sort();
+    q.namespaces.dedup();
+    let declared = |n: &str| {
+        d.runners.iter().any(|r| {
+            r.name.value == n || r.body.renamed_from.as_ref().is_some_and(|o| o.value == n)
+        }) || state.find(n).is_some()
+    };
+    for e in local.runners().into_iter().map(entry_info) {
+        if !declared(&e.name) {
+            continue;
+        }
+        if e.id > 0 {
+            q.runner_ids.push(e.id);
+        } else if !e.token.is_empty() {
+            q.tokens.push(e.token);
+        }
+    }
+    q.runner_ids.extend(
+        state
+            .runners
+            .iter()
+            .chain(&state.pending_deletes)
+            .map(|m| m.id),
+    );
+    q
 }
 
 fn local_changes(changes: Vec<KeyChange>) -> Vec<Change> {
@@ -441,7 +590,7 @@ fn find_entry(
     Ok(None)
 }
 
-fn missing_runner(r: &Runner, managed: Option<&Managed>) -> RunnerPlan {
+fn missing_runner(r: &Runner, managed: Option<&Managed>, offline: bool) -> RunnerPlan {
     let (action, reason) = match (&r.body.token, managed) {
         (Some(t), _) => (
             Action::Adopt,
@@ -468,7 +617,7 @@ fn missing_runner(r: &Runner, managed: Option<&Managed>) -> RunnerPlan {
         name: r.name.value.clone(),
         action,
         reason,
-        pending: true,
+        pending: offline,
         previous_name: None,
         id: managed.filter(|m| m.id > 0).map(|m| m.id),
         changes: Vec::new(),

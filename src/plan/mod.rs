@@ -5,6 +5,7 @@
 //! nothing, so the same views always give the same plan, which is what lets a saved plan be
 //! checked for staleness by comparing fingerprints.
 
+pub mod gitlab;
 pub mod local;
 
 use serde::Serialize;

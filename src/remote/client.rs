@@ -54,13 +54,6 @@ impl ClientOptions {
     }
 }
 
-/// One page of a list endpoint, with the next page number when there is one.
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub items: Vec<Value>,
-    pub next: Option<u32>,
-}
-
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,

@@ -9,6 +9,10 @@
 
 mod client;
 mod error;
+pub mod gitlab;
+pub mod refresh;
 
-pub use client::{Client, ClientOptions, Page, RetryPolicy};
+pub use client::{Answer, Client, ClientOptions, RetryPolicy};
 pub use error::RemoteError;
+pub use gitlab::{Credentials, RemoteRunner, TokenInfo};
+pub use refresh::{Questions, RefreshError, RemoteState, RemoteView, refresh};

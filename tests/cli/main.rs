@@ -5,6 +5,7 @@ mod test_examples;
 mod test_fixtures;
 mod test_local;
 mod test_malformed;
+mod test_online;
 mod test_props;
 mod test_reference;
 mod test_remote;

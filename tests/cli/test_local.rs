@@ -500,13 +500,19 @@ fn target_limits_the_plan_and_unknown_targets_are_errors() {
 }
 
 #[test]
-fn plan_without_offline_says_gitlab_planning_is_not_there_yet() {
-    let env = env();
+fn plan_without_offline_needs_the_gitlab_token() {
+    let env = TestEnvironment::new();
     env.write("config.toml", CONFIG);
     env.write("runners.kdl", &kdl(&build_runner("rust:1.83")));
     let out = env.run(&["plan"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("--offline"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("environment variable GITLAB_TOKEN is not set"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.run(&["plan", "--offline"]).code, 0);
 }
 
 #[test]

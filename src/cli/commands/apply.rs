@@ -24,6 +24,10 @@ pub struct Args {
     #[arg(long = "target", value_name = "NAME", conflicts_with = "planfile")]
     pub targets: Vec<String>,
 
+    /// How many requests to GitLab may be in flight at once while planning
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+
     /// Seconds to wait for another runnerform that is applying to the same config.toml
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub lock_timeout: u64,
@@ -39,7 +43,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             Ok(p) => (p, true),
             Err(e) => return e,
         },
-        None => match make_plan(cli, ui, args.offline, &args.targets, None) {
+        None => match make_plan(cli, ui, args.offline, &args.targets, None, args.concurrency) {
             Ok(p) => (p, false),
             Err(e) => return e,
         },
@@ -56,12 +60,12 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             )
         );
     }
-    if !plan.writes_anything() {
-        ui.say(if plan.summary.pending > 0 {
-            "Nothing to apply offline."
-        } else {
-            "No changes. Nothing was written."
-        });
+    if !plan.changes_pending {
+        ui.say("No changes. Nothing was written.");
+        return Exit::Success;
+    }
+    if planned.online.is_none() && !plan.writes_anything() {
+        ui.say("Nothing to apply offline.");
         return Exit::Success;
     }
     if !saved && !args.yes {
@@ -78,12 +82,26 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
         }
     }
     let wait = Duration::from_secs(args.lock_timeout);
-    let result = apply_local(plan, wait, || {
+    let on_wait = || {
         eprintln!(
             "Waiting for another runnerform to finish applying to {}…",
             plan.config_toml
         );
-    });
+    };
+    let result = match &planned.online {
+        Some(online) => {
+            let cx = crate::apply::online::Context {
+                desired: &planned.desired,
+                client: &online.client,
+                remote: &online.remote,
+                runtime: &online.runtime,
+                secrets: &planned.views.secrets,
+            };
+            let mut progress = |line: &str| ui.say(format!("  {line}"));
+            crate::apply::online::apply_online(plan, &cx, wait, on_wait, &mut progress)
+        }
+        None => apply_local(plan, wait, on_wait),
+    };
     match result {
         Ok(applied) => {
             let mut what = Vec::new();
@@ -150,7 +168,7 @@ fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, 
         return Err(Exit::Error);
     }
     let saved_path = PathBuf::from(&saved.config_toml);
-    let planned = make_plan(cli, ui, saved.offline, &saved.targets, Some(&saved_path))?;
+    let planned = make_plan(cli, ui, saved.offline, &saved.targets, Some(&saved_path), 8)?;
     let now = &planned.plan.fingerprints;
     let mut changed = Vec::new();
     if now.desired != saved.fingerprints.desired {

@@ -18,7 +18,8 @@ pub struct Args {
     pub detailed_exitcode: bool,
 
     /// Plan against config.toml (and the service) only, without calling GitLab. Actions that
-    /// need GitLab (create, replace…) are shown as pending.
+    /// need GitLab (create, replace…) are shown as pending. Without it, runnerform asks GitLab
+    /// about every runner (the access token from the gitlab node is required).
     #[arg(long)]
     pub offline: bool,
 
@@ -31,10 +32,14 @@ pub struct Args {
     /// its replicas)
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
+
+    /// How many requests to GitLab may be in flight at once
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
-    let planned = match make_plan(cli, ui, args.offline, &args.targets, None) {
+    let planned = match make_plan(cli, ui, args.offline, &args.targets, None, args.concurrency) {
         Ok(p) => p,
         Err(e) => return e,
     };

@@ -1,0 +1,317 @@
+//! Applying a plan with GitLab: runner by runner, in an order that never loses a token.
+//!
+//! Under the lock, for every action that talks to GitLab: the call, then at once the local
+//! consequence written atomically (a new token is on disk before the next request), then the
+//! ownership record. When every GitLab action is done, the local edits that remain (settings,
+//! globals, renames) are planned again against the files as they now are and written.
+
+use std::path::Path;
+
+use toml_edit::{DocumentMut, Item};
+
+use super::{Applied, check_unchanged, write_planned};
+use crate::desired::{Desired, Runner};
+use crate::diag::Problem;
+use crate::keys::inventory;
+use crate::local::edit::{Editor, set_scalar};
+use crate::local::state::{self, Managed, State};
+use crate::local::value::Secrets;
+use crate::local::{self, write};
+use crate::plan::{Action, Plan, RunnerPlan, Side, gitlab};
+use crate::remote::{Client, Credentials, RemoteError, RemoteView};
+
+pub struct Context<'a> {
+    pub desired: &'a Desired,
+    pub client: &'a Client,
+    pub remote: &'a RemoteView,
+    pub runtime: &'a tokio::runtime::Runtime,
+    pub secrets: &'a Secrets,
+}
+
+/// What each step did, for the user.
+pub type Progress<'a> = &'a mut dyn FnMut(&str);
+
+pub fn apply_online(
+    plan: &Plan,
+    cx: &Context,
+    lock_wait: std::time::Duration,
+    on_wait: impl FnOnce(),
+    progress: Progress,
+) -> Result<Applied, Problem> {
+    let path = Path::new(&plan.config_toml);
+    let _lock = write::lock(path, lock_wait, on_wait)?;
+    check_unchanged(plan)?;
+    let url = cx
+        .desired
+        .gitlab
+        .as_ref()
+        .map(|g| g.url.value.clone())
+        .unwrap_or_default();
+    let mut applied = Applied::default();
+    for rp in &plan.runners {
+        let runner = cx.desired.runners.iter().find(|r| r.name.value == rp.name);
+        match (rp.action, runner) {
+            (Action::Create, Some(r)) => {
+                let creds = create(cx, r)?;
+                let mut doc = current(path)?;
+                let mut ed = Editor::new(&doc, cx.secrets);
+                ed.append_runner(
+                    &mut doc,
+                    &identity(&r.name.value, &url, &creds),
+                    &r.body.settings,
+                    inventory().runner(),
+                );
+                save(path, &doc, &mut applied)?;
+                record(path, r, &url, creds.id, &mut applied)?;
+                progress(&format!(
+                    "created {} (GitLab id {})",
+                    r.name.value, creds.id
+                ));
+            }
+            (Action::Recreate | Action::Replace, Some(r)) => {
+                let creds = create(cx, r)?;
+                let mut doc = current(path)?;
+                let entry = find_entry(&mut doc, rp)
+                    .ok_or_else(|| gone_entry(&rp.name, &plan.config_toml))?;
+                for (k, v) in identity(&r.name.value, &url, &creds).into_iter().skip(2) {
+                    if let Item::Value(v) = v {
+                        set_scalar(entry, k, v);
+                    }
+                }
+                save(path, &doc, &mut applied)?;
+                record(path, r, &url, creds.id, &mut applied)?;
+                if rp.action == Action::Replace
+                    && let Some(old) = rp.id
+                {
+                    delete(cx, old)?;
+                }
+                progress(&format!(
+                    "{} {} (new GitLab id {})",
+                    rp.action.word().trim_end_matches('e').to_string() + "ed",
+                    r.name.value,
+                    creds.id
+                ));
+            }
+            (Action::Update | Action::Adopt, Some(r))
+                if rp.changes.iter().any(|c| c.side == Side::Gitlab) =>
+            {
+                let id = rp.id.ok_or_else(|| {
+                    Problem::error("gitlab", format!("runner {} has no GitLab id", rp.name))
+                })?;
+                let body = serde_json::Value::Object(gitlab::attributes(r));
+                cx.runtime
+                    .block_on(cx.client.update_runner(id, &body))
+                    .map_err(|e| remote_problem(&format!("updating {}", rp.name), e))?;
+                progress(&format!("updated {} on GitLab", rp.name));
+            }
+            (Action::Delete, _) => {
+                if let Some(id) = rp.id {
+                    delete(cx, id)?;
+                }
+                let mut doc = current(path)?;
+                if remove_entry(&mut doc, rp) {
+                    save(path, &doc, &mut applied)?;
+                }
+                forget(path, &rp.name, rp.id, &mut applied)?;
+                progress(&format!("deleted {}", rp.name));
+            }
+            _ => {}
+        }
+    }
+    // What is left is local: settings, globals, renames, ownership of adopted entries.
+    let local_now = local::read(path)?;
+    let (st, st_text) = state::read(path)?;
+    let rest = crate::plan::local::plan(&crate::plan::local::Inputs {
+        desired: cx.desired,
+        local: &local_now,
+        state: &st,
+        state_text: st_text.as_deref(),
+        secrets: cx.secrets,
+        remote: None,
+        targets: &plan.targets,
+    })?;
+    let last = write_planned(&rest)?;
+    applied.config_written |= last.config_written;
+    applied.state_written |= last.state_written;
+    Ok(applied)
+}
+
+fn remote_problem(what: &str, e: RemoteError) -> Problem {
+    let help = match &e {
+        RemoteError::Transient { .. } => {
+            "GitLab did not answer definitely; what was done so far is on disk, and running apply \
+             again continues from there without duplicating anything"
+        }
+        _ => "what was done so far is on disk; fix the cause and run apply again",
+    };
+    Problem::error("gitlab", format!("{what}: {e}")).help(help)
+}
+
+fn create(cx: &Context, r: &Runner) -> Result<Credentials, Problem> {
+    let body = gitlab::create_body(r, cx.remote).ok_or_else(|| {
+        Problem::error(
+            "gitlab",
+            format!("runner {} has no scope to register it in", r.name.value),
+        )
+    })?;
+    cx.runtime
+        .block_on(cx.client.create_runner(&body))
+        .map_err(|e| remote_problem(&format!("registering {}", r.name.value), e))
+}
+
+fn delete(cx: &Context, id: i64) -> Result<(), Problem> {
+    match cx.runtime.block_on(cx.client.delete_runner(id)) {
+        Ok(()) => Ok(()),
+        // Already gone is what a delete wants.
+        Err(RemoteError::Definite { status: 404, .. }) => Ok(()),
+        Err(e) => Err(remote_problem(&format!("deleting runner {id}"), e)),
+    }
+}
+
+/// name, url, id, token, token_obtained_at, token_expires_at, as gitlab-runner writes them.
+fn identity(name: &str, url: &str, c: &Credentials) -> Vec<(&'static str, Item)> {
+    let expires = c
+        .expires_at
+        .as_deref()
+        .and_then(|e| e.parse::<toml_edit::Datetime>().ok())
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".parse().expect("a valid datetime"));
+    let obtained: toml_edit::Datetime = utc_now().parse().expect("a valid datetime");
+    vec![
+        ("name", toml_edit::value(name)),
+        ("url", toml_edit::value(url)),
+        ("id", toml_edit::value(c.id)),
+        ("token", toml_edit::value(c.token.as_str())),
+        ("token_obtained_at", toml_edit::value(obtained)),
+        ("token_expires_at", toml_edit::value(expires)),
+    ]
+}
+
+fn current(path: &Path) -> Result<DocumentMut, Problem> {
+    Ok(local::read(path)?.doc)
+}
+
+fn save(path: &Path, doc: &DocumentMut, applied: &mut Applied) -> Result<(), Problem> {
+    write::replace(path, doc.to_string().as_bytes(), 0o600)?;
+    applied.config_written = true;
+    Ok(())
+}
+
+fn update_state(
+    path: &Path,
+    applied: &mut Applied,
+    f: impl FnOnce(&mut State),
+) -> Result<(), Problem> {
+    let (mut st, _) = state::read(path)?;
+    f(&mut st);
+    write::replace(&state::path_for(path), st.to_json().as_bytes(), 0o600)?;
+    applied.state_written = true;
+    Ok(())
+}
+
+fn record(
+    path: &Path,
+    r: &Runner,
+    url: &str,
+    id: i64,
+    applied: &mut Applied,
+) -> Result<(), Problem> {
+    let m = Managed {
+        name: r.name.value.clone(),
+        url: url.to_string(),
+        id,
+        scope: r.body.scope.as_ref().map(|s| s.value.to_string()),
+    };
+    update_state(path, applied, |st| {
+        st.runners.retain(|x| x.name != m.name);
+        st.runners.push(m);
+    })
+}
+
+fn forget(path: &Path, name: &str, id: Option<i64>, applied: &mut Applied) -> Result<(), Problem> {
+    update_state(path, applied, |st| {
+        st.runners.retain(|x| x.name != name);
+        st.pending_deletes
+            .retain(|x| x.name != name && Some(x.id) != id);
+    })
+}
+
+fn entry_index(doc: &DocumentMut, rp: &RunnerPlan) -> Option<usize> {
+    let runners = doc.get("runners")?.as_array_of_tables()?;
+    let names: Vec<&str> = std::iter::once(rp.name.as_str())
+        .chain(rp.previous_name.as_deref())
+        .collect();
+    runners
+        .iter()
+        .position(|t| rp.id.is_some() && t.get("id").and_then(Item::as_integer) == rp.id)
+        .or_else(|| {
+            runners.iter().position(|t| {
+                t.get("name")
+                    .and_then(Item::as_str)
+                    .is_some_and(|n| names.contains(&n))
+            })
+        })
+}
+
+fn find_entry<'d>(doc: &'d mut DocumentMut, rp: &RunnerPlan) -> Option<&'d mut toml_edit::Table> {
+    let i = entry_index(doc, rp)?;
+    doc.get_mut("runners")?.as_array_of_tables_mut()?.get_mut(i)
+}
+
+fn remove_entry(doc: &mut DocumentMut, rp: &RunnerPlan) -> bool {
+    let Some(i) = entry_index(doc, rp) else {
+        return false;
+    };
+    if let Some(Item::ArrayOfTables(a)) = doc.get_mut("runners") {
+        a.remove(i);
+        if a.is_empty() {
+            doc.remove("runners");
+        }
+    }
+    true
+}
+
+fn gone_entry(name: &str, path: &str) -> Problem {
+    Problem::error(
+        "stale_plan",
+        format!("the entry of {name} disappeared from {path} during apply"),
+    )
+    .help("plan again")
+}
+
+/// Now in UTC, RFC 3339 with whole seconds, as gitlab-runner writes token_obtained_at.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_now_is_an_rfc3339_datetime() {
+        let now = utc_now();
+        assert!(now.parse::<toml_edit::Datetime>().is_ok(), "{now}");
+        assert!(now.starts_with("20"), "{now}");
+        assert!(now.ends_with('Z'));
+    }
+}

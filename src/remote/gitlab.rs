@@ -1,0 +1,211 @@
+//! The runner endpoints runnerform uses, with their answers decoded into what planning needs.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{Client, RemoteError};
+
+/// GitLab's view of one runner (`GET /runners/:id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRunner {
+    pub id: i64,
+    pub description: String,
+    pub paused: bool,
+    pub tags: Vec<String>,
+    pub run_untagged: bool,
+    pub locked: bool,
+    pub access_level: String,
+    pub maximum_timeout: Option<i64>,
+    pub maintenance_note: String,
+    /// `instance_type`, `group_type` or `project_type`.
+    pub runner_type: String,
+    /// Ids of the projects (project runners) or groups (group runners) it belongs to.
+    pub owners: Vec<i64>,
+    pub status: String,
+    pub contacted_at: Option<String>,
+}
+
+/// Credentials GitLab hands out once.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub id: i64,
+    pub token: String,
+    pub expires_at: Option<String>,
+}
+
+/// The access token's own description (`GET /personal_access_tokens/self`).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub scopes: Vec<String>,
+    pub active: bool,
+    pub expires_at: Option<String>,
+}
+
+fn malformed(what: &str) -> RemoteError {
+    RemoteError::Malformed {
+        what: what.to_string(),
+    }
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Client {
+    pub async fn token_info(&self) -> Result<TokenInfo, RemoteError> {
+        let a = self
+            .call(Method::GET, "/personal_access_tokens/self", &[], None)
+            .await?;
+        let scopes = a
+            .body
+            .get("scopes")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed("the token's scopes are missing"))?
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        Ok(TokenInfo {
+            scopes,
+            active: a
+                .body
+                .get("active")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            expires_at: a
+                .body
+                .get("expires_at")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    /// The numeric id of a project or group given by full path.
+    pub async fn namespace_id(&self, kind: &str, path: &str) -> Result<i64, RemoteError> {
+        let encoded: String = path
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let a = self
+            .call(Method::GET, &format!("/{kind}/{encoded}"), &[], None)
+            .await?;
+        a.body
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| malformed(&format!("{kind} {path} has no id")))
+    }
+
+    pub async fn runner(&self, id: i64) -> Result<RemoteRunner, RemoteError> {
+        let a = self
+            .call(Method::GET, &format!("/runners/{id}"), &[], None)
+            .await?;
+        let b = &a.body;
+        let tags = b
+            .get("tag_list")
+            .and_then(Value::as_array)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ids = |key: &str| -> Vec<i64> {
+            b.get(key)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x.get("id")?.as_i64()).collect())
+                .unwrap_or_default()
+        };
+        let runner_type = str_of(b, "runner_type");
+        let owners = match runner_type.as_str() {
+            "project_type" => ids("projects"),
+            "group_type" => ids("groups"),
+            _ => Vec::new(),
+        };
+        Ok(RemoteRunner {
+            id: b
+                .get("id")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| malformed("a runner without id"))?,
+            description: str_of(b, "description"),
+            paused: b.get("paused").and_then(Value::as_bool).unwrap_or(false),
+            tags,
+            run_untagged: b
+                .get("run_untagged")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            locked: b.get("locked").and_then(Value::as_bool).unwrap_or(false),
+            access_level: str_of(b, "access_level"),
+            maximum_timeout: b.get("maximum_timeout").and_then(Value::as_i64),
+            maintenance_note: str_of(b, "maintenance_note"),
+            runner_type,
+            owners,
+            status: str_of(b, "status"),
+            contacted_at: b
+                .get("contacted_at")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    /// `POST /user/runners`: the new runner workflow. The token is returned only here.
+    pub async fn create_runner(&self, body: &Value) -> Result<Credentials, RemoteError> {
+        let a = self
+            .call(Method::POST, "/user/runners", &[], Some(body))
+            .await?;
+        credentials(&a.body)
+    }
+
+    pub async fn update_runner(&self, id: i64, body: &Value) -> Result<(), RemoteError> {
+        self.call(Method::PUT, &format!("/runners/{id}"), &[], Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_runner(&self, id: i64) -> Result<(), RemoteError> {
+        self.call(Method::DELETE, &format!("/runners/{id}"), &[], None)
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /runners/verify`: whether a runner token is valid, and whose it is.
+    pub async fn verify(&self, token: &str) -> Result<i64, RemoteError> {
+        let a = self
+            .call(
+                Method::POST,
+                "/runners/verify",
+                &[],
+                Some(&json!({ "token": token })),
+            )
+            .await?;
+        a.body
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| malformed("verify answered without an id"))
+    }
+}
+
+fn credentials(b: &Value) -> Result<Credentials, RemoteError> {
+    Ok(Credentials {
+        id: b
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| malformed("a new runner without id"))?,
+        token: b
+            .get("token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| malformed("a new runner without token"))?
+            .to_string(),
+        expires_at: b
+            .get("token_expires_at")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}

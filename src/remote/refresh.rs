@@ -1,0 +1,180 @@
+//! Refresh: what GitLab says of every runner a plan is about, gathered concurrently.
+//!
+//! Only definite answers end up in the view. A runner that GitLab does not answer for (after
+//! retries) makes the whole refresh fail: planning on a partial view could turn "GitLab was
+//! slow" into "the runner is gone", which is how other tools delete runners by accident.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::{Client, RemoteError, RemoteRunner};
+
+/// GitLab's definite answer about one runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteState {
+    Exists(RemoteRunner),
+    /// 403/404/410/422: deleted, or its owner is gone, or its token is rejected.
+    Gone {
+        status: u16,
+        message: String,
+    },
+}
+
+/// Everything the plan needs from GitLab.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteView {
+    /// Declared groups and projects: (`groups`|`projects`, full path) to id.
+    pub namespaces: BTreeMap<(String, String), i64>,
+    /// Runners by id.
+    pub runners: BTreeMap<i64, RemoteState>,
+    /// Runner ids learned by verifying tokens of entries that have no id, by token.
+    pub verified: BTreeMap<String, Result<i64, (u16, String)>>,
+}
+
+impl RemoteView {
+    pub fn runner(&self, id: i64) -> Option<&RemoteState> {
+        self.runners.get(&id)
+    }
+
+    pub fn namespace(&self, kind: &str, path: &str) -> Option<i64> {
+        self.namespaces
+            .get(&(kind.to_string(), path.to_string()))
+            .copied()
+    }
+}
+
+/// What to ask GitLab about.
+#[derive(Debug, Default)]
+pub struct Questions {
+    pub namespaces: Vec<(String, String)>,
+    pub runner_ids: Vec<i64>,
+    /// Entry tokens to verify (entries that have no id).
+    pub tokens: Vec<String>,
+}
+
+/// Why a refresh failed.
+#[derive(Debug)]
+pub enum RefreshError {
+    /// A declared group or project does not exist (or the token cannot see it).
+    UnknownNamespace {
+        kind: String,
+        path: String,
+        error: RemoteError,
+    },
+    /// No definite answer: nothing may be planned on this.
+    Unanswered { what: String, error: RemoteError },
+}
+
+impl std::fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefreshError::UnknownNamespace { kind, path, error } => {
+                let kind = kind.trim_end_matches('s');
+                write!(f, "{kind} {path} cannot be found on GitLab ({error})")
+            }
+            RefreshError::Unanswered { what, error } => write!(f, "{what}: {error}"),
+        }
+    }
+}
+
+/// Asks GitLab every question, at most `concurrency` requests at a time.
+pub async fn refresh(
+    client: &Client,
+    q: Questions,
+    concurrency: usize,
+) -> Result<RemoteView, RefreshError> {
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut view = RemoteView::default();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (kind, path) in q.namespaces {
+        let (c, sem) = (client.clone(), sem.clone());
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let r = c.namespace_id(&kind, &path).await;
+            (kind, path, r)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (kind, path, r) = done.expect("refresh task");
+        match r {
+            Ok(id) => {
+                view.namespaces.insert((kind, path), id);
+            }
+            Err(error @ RemoteError::Definite { .. }) => {
+                return Err(RefreshError::UnknownNamespace { kind, path, error });
+            }
+            Err(error) => {
+                return Err(RefreshError::Unanswered {
+                    what: format!("looking up {path}"),
+                    error,
+                });
+            }
+        }
+    }
+
+    let mut verifies = tokio::task::JoinSet::new();
+    for token in q.tokens {
+        let (c, sem) = (client.clone(), sem.clone());
+        verifies.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let r = c.verify(&token).await;
+            (token, r)
+        });
+    }
+    let mut ids = q.runner_ids;
+    while let Some(done) = verifies.join_next().await {
+        let (token, r) = done.expect("verify task");
+        match r {
+            Ok(id) => {
+                ids.push(id);
+                view.verified.insert(token, Ok(id));
+            }
+            Err(RemoteError::Definite { status, message }) => {
+                view.verified.insert(token, Err((status, message)));
+            }
+            Err(error) => {
+                return Err(RefreshError::Unanswered {
+                    what: "verifying a runner token".into(),
+                    error,
+                });
+            }
+        }
+    }
+
+    ids.sort_unstable();
+    ids.dedup();
+    let mut gets = tokio::task::JoinSet::new();
+    for id in ids.into_iter().filter(|id| *id > 0) {
+        let (c, sem) = (client.clone(), sem.clone());
+        gets.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (id, c.runner(id).await)
+        });
+    }
+    while let Some(done) = gets.join_next().await {
+        let (id, r) = done.expect("runner task");
+        match r {
+            Ok(runner) => {
+                view.runners.insert(id, RemoteState::Exists(runner));
+            }
+            // With an access token, 403 means "you may not look", not "it is gone".
+            Err(RemoteError::Definite {
+                status: status @ (404 | 410),
+                message,
+            }) => {
+                view.runners
+                    .insert(id, RemoteState::Gone { status, message });
+            }
+            Err(error) => {
+                return Err(RefreshError::Unanswered {
+                    what: format!("reading runner {id}"),
+                    error,
+                });
+            }
+        }
+    }
+    Ok(view)
+}

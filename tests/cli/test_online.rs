@@ -1,0 +1,286 @@
+//! plan and apply against GitLab, through the real binary and the simulator over HTTP.
+
+use runnerform::sim::{Fault, FaultKind, RunnerEdit, SimOptions, Simulator};
+
+use crate::common::TestEnvironment;
+
+struct Host {
+    env: TestEnvironment,
+    sim: Simulator,
+}
+
+const FLEET: &str = r#"config "config.toml" {
+    concurrent 4
+}
+defaults {
+    executor "docker"
+    docker {
+        image "alpine:3"
+    }
+}
+runner "inst" {
+    instance
+    tags "a" "b"
+}
+runner "grp" count=2 {
+    group "acme/platform"
+}
+runner "proj" {
+    project "acme/app"
+    run_untagged #false
+    tags "x"
+}
+runner "proj2" {
+    project 1001
+    description "by id"
+}
+"#;
+
+impl Host {
+    fn new(body: &str) -> Host {
+        let sim = Simulator::start(SimOptions::default()).unwrap();
+        let env = TestEnvironment::new();
+        env.write("gitlab-token", &sim.admin_token());
+        let h = Host { env, sim };
+        h.declare(body);
+        h
+    }
+
+    fn declare(&self, body: &str) {
+        self.env.write(
+            "runners.kdl",
+            &format!(
+                "gitlab \"{}\" {{\n    token file=\"gitlab-token\"\n}}\n{body}",
+                self.sim.url()
+            ),
+        );
+    }
+
+    fn run(&self, args: &[&str]) -> crate::common::Output {
+        self.env.run(args)
+    }
+
+    fn config(&self) -> String {
+        std::fs::read_to_string(self.env.path().join("config.toml")).unwrap_or_default()
+    }
+
+    fn writes(&self) -> usize {
+        self.sim.requests().iter().filter(|r| r.write).count()
+    }
+}
+
+#[test]
+fn a_fresh_host_gets_every_runner_once_and_a_second_apply_sends_no_write() {
+    let h = Host::new(FLEET);
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    assert_eq!(h.sim.runners().len(), 5, "exactly five runners on GitLab");
+    let cfg = h.config();
+    assert_eq!(cfg.matches("[[runners]]").count(), 5, "{cfg}");
+    let doc: toml_edit::DocumentMut = cfg.parse().unwrap();
+    for t in doc["runners"].as_array_of_tables().unwrap() {
+        let token = t["token"].as_str().unwrap();
+        let id = t["id"].as_integer().unwrap() as u64;
+        assert_eq!(
+            h.sim.runner_for_token(token),
+            Some(id),
+            "each entry holds its runner's live token"
+        );
+    }
+    let proj = h
+        .sim
+        .runners()
+        .into_iter()
+        .find(|r| r.description.as_deref() == Some("proj"))
+        .unwrap();
+    assert_eq!(proj.runner_type, "project_type");
+    assert!(!proj.run_untagged);
+    assert_eq!(proj.tag_list, ["x"]);
+
+    let plan = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.combined());
+    h.sim.clear_requests();
+    let again = h.run(&["apply", "--yes"]);
+    assert_eq!(again.code, 0, "{}", again.combined());
+    assert_eq!(h.writes(), 0, "no write request: {:?}", h.sim.requests());
+    assert_eq!(h.sim.runners().len(), 5);
+}
+
+#[test]
+fn drift_made_in_the_ui_is_planned_and_repaired() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let inst = h
+        .sim
+        .runners()
+        .into_iter()
+        .find(|r| r.description.as_deref() == Some("inst"))
+        .unwrap();
+    h.sim
+        .edit_runner(
+            inst.id,
+            &RunnerEdit {
+                tag_list: Some(vec!["zzz".into()]),
+                ..RunnerEdit::default()
+            },
+        )
+        .unwrap();
+    let plan = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.combined());
+    assert!(
+        plan.stdout
+            .contains(r#"~ tags: ["zzz"] -> ["a", "b"] (GitLab)"#),
+        "{}",
+        plan.stdout
+    );
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    let inst = h
+        .sim
+        .runners()
+        .into_iter()
+        .find(|r| r.id == inst.id)
+        .unwrap();
+    assert_eq!(inst.tag_list.len(), 2);
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn a_runner_deleted_in_the_ui_is_recreated_and_its_new_token_written() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let before = h.config();
+    let proj = h
+        .sim
+        .runners()
+        .into_iter()
+        .find(|r| r.description.as_deref() == Some("proj"))
+        .unwrap();
+    h.sim.delete_runner(proj.id).unwrap();
+    let plan = h.run(&["plan"]);
+    assert!(
+        plan.stdout.contains("-/+ proj: recreate"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("404"), "{}", plan.stdout);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    assert_eq!(h.sim.runners().len(), 5);
+    let after = h.config();
+    assert_ne!(before, after);
+    let doc: toml_edit::DocumentMut = after.parse().unwrap();
+    let entry = doc["runners"]
+        .as_array_of_tables()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"].as_str() == Some("proj"))
+        .unwrap();
+    let new_id = entry["id"].as_integer().unwrap() as u64;
+    assert_ne!(new_id, proj.id);
+    assert_eq!(
+        h.sim.runner_for_token(entry["token"].as_str().unwrap()),
+        Some(new_id)
+    );
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn a_runner_removed_from_the_file_is_deleted_on_gitlab_and_in_config_toml() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    h.declare(&FLEET.replace(
+        "runner \"proj2\" {\n    project 1001\n    description \"by id\"\n}\n",
+        "",
+    ));
+    let plan = h.run(&["plan"]);
+    assert!(plan.stdout.contains("- proj2: delete"), "{}", plan.stdout);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    assert_eq!(h.sim.runners().len(), 4);
+    assert!(!h.config().contains("proj2"));
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn transient_failures_are_retried_and_never_delete_anything() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let before = h.config();
+    // A few failures: retried, the plan succeeds.
+    h.sim
+        .inject(Fault::new("/api/v4/runners/*", FaultKind::Status { status: 500 }).times(2));
+    h.sim.inject(Fault::new(
+        "/api/v4/runners/*",
+        FaultKind::RateLimited { retry_after: 1 },
+    ));
+    let out = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    // GitLab stays down: a clear error, nothing planned, nothing deleted, nothing written.
+    h.sim
+        .inject(Fault::new("/api/v4/runners/*", FaultKind::Status { status: 503 }).times(1000));
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("nothing was planned or changed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(h.sim.runners().len(), 5);
+    assert_eq!(h.config(), before);
+}
+
+#[test]
+fn an_apply_cut_short_is_finished_by_the_next_one_without_duplicates() {
+    let h = Host::new(FLEET);
+    // The third registration keeps failing: two runners are created and written, then apply
+    // stops with a clear error.
+    h.sim.inject(
+        Fault::new("/api/v4/user/runners", FaultKind::Status { status: 502 })
+            .method("POST")
+            .times(1000),
+    );
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 1, "{}", out.combined());
+    assert!(out.stderr.contains("registering"), "{}", out.stderr);
+    assert_eq!(h.sim.runners().len(), 0);
+    h.sim.clear_faults();
+    h.sim.inject(
+        Fault::new("/api/v4/user/runners", FaultKind::Status { status: 502 })
+            .method("POST")
+            .after()
+            .times(0),
+    );
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    assert_eq!(h.sim.runners().len(), 5);
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0);
+    assert_eq!(h.sim.runners().len(), 5, "no duplicate after re-runs");
+}
+
+#[test]
+fn an_access_token_without_the_needed_scopes_is_refused_before_anything_happens() {
+    let h = Host::new(FLEET);
+    let (_, token) = h.sim.user_with_token("reader", &["read_api"]).unwrap();
+    h.env.write("gitlab-token", &token);
+    let out = h.run(&["plan"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("lacks the create_runner and manage_runner scopes"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(h.writes(), 0);
+}
+
+#[test]
+fn an_unknown_project_is_a_clear_error() {
+    let h = Host::new("runner \"x\" {\n    project \"acme/nope\"\n    executor \"shell\"\n}\n");
+    let out = h.run(&["plan"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("project acme/nope cannot be found"),
+        "{}",
+        out.stderr
+    );
+}
