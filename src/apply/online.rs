@@ -14,7 +14,7 @@ use crate::desired::{Desired, Runner};
 use crate::diag::Problem;
 use crate::keys::inventory;
 use crate::local::edit::{Editor, set_scalar};
-use crate::local::state::{self, Managed, State};
+use crate::local::state::{self, Intent, Managed, State};
 use crate::local::value::Secrets;
 use crate::local::{self, write};
 use crate::plan::{Action, Plan, RunnerPlan, Side, gitlab};
@@ -52,7 +52,7 @@ pub fn apply_online(
         let runner = cx.desired.runners.iter().find(|r| r.name.value == rp.name);
         match (rp.action, runner) {
             (Action::Create, Some(r)) => {
-                let creds = create(cx, r)?;
+                let creds = create(cx, path, r, &url)?;
                 let mut doc = current(path)?;
                 let mut ed = Editor::new(&doc, cx.secrets);
                 ed.append_runner(
@@ -69,7 +69,7 @@ pub fn apply_online(
                 ));
             }
             (Action::Recreate | Action::Replace, Some(r)) => {
-                let creds = create(cx, r)?;
+                let creds = create(cx, path, r, &url)?;
                 let mut doc = current(path)?;
                 let entry = find_entry(&mut doc, rp)
                     .ok_or_else(|| gone_entry(&rp.name, &plan.config_toml))?;
@@ -147,16 +147,47 @@ fn remote_problem(what: &str, e: RemoteError) -> Problem {
     Problem::error("gitlab", format!("{what}: {e}")).help(help)
 }
 
-fn create(cx: &Context, r: &Runner) -> Result<Credentials, Problem> {
+/// Registers a runner, or takes over the one an interrupted apply registered. The intent is
+/// on disk before the request, so a registration whose answer is lost is found again.
+fn create(cx: &Context, path: &Path, r: &Runner, url: &str) -> Result<Credentials, Problem> {
+    let name = &r.name.value;
+    if let Some(id) = cx.remote.unclaimed_for(name) {
+        return cx
+            .runtime
+            .block_on(cx.client.reset_token(id))
+            .map_err(|e| remote_problem(&format!("taking over runner {id} for {name}"), e));
+    }
     let body = gitlab::create_body(r, cx.remote).ok_or_else(|| {
         Problem::error(
             "gitlab",
-            format!("runner {} has no scope to register it in", r.name.value),
+            format!("runner {name} has no scope to register it in"),
         )
+    })?;
+    let intent = Intent {
+        name: name.clone(),
+        url: url.to_string(),
+        list_path: list_path(&body),
+        runner_type: body["runner_type"].as_str().unwrap_or_default().to_string(),
+        description: gitlab::description(r),
+    };
+    let mut ignored = Applied::default();
+    update_state(path, &mut ignored, |st| {
+        st.pending_creates.retain(|i| i.name != intent.name);
+        st.pending_creates.push(intent);
     })?;
     cx.runtime
         .block_on(cx.client.create_runner(&body))
-        .map_err(|e| remote_problem(&format!("registering {}", r.name.value), e))
+        .map_err(|e| remote_problem(&format!("registering {name}"), e))
+}
+
+fn list_path(body: &serde_json::Value) -> String {
+    if let Some(id) = body.get("project_id").and_then(serde_json::Value::as_i64) {
+        format!("/projects/{id}/runners")
+    } else if let Some(id) = body.get("group_id").and_then(serde_json::Value::as_i64) {
+        format!("/groups/{id}/runners")
+    } else {
+        "/runners/all".to_string()
+    }
 }
 
 fn delete(cx: &Context, id: i64) -> Result<(), Problem> {
@@ -223,6 +254,7 @@ fn record(
     };
     update_state(path, applied, |st| {
         st.runners.retain(|x| x.name != m.name);
+        st.pending_creates.retain(|i| i.name != m.name);
         st.runners.push(m);
     })
 }

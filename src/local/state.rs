@@ -25,6 +25,22 @@ pub struct State {
     /// the next online apply deletes them on GitLab.
     #[serde(default)]
     pub pending_deletes: Vec<Managed>,
+    /// Registrations started and not known to have finished: if apply stops between GitLab's
+    /// answer and the write of the token, the next plan finds the runner by these and resets
+    /// its token instead of registering a second one.
+    #[serde(default)]
+    pub pending_creates: Vec<Intent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    pub name: String,
+    pub url: String,
+    /// The list endpoint of the runner's scope (`/projects/1001/runners`, `/runners/all`).
+    pub list_path: String,
+    /// `instance_type`, `group_type` or `project_type`.
+    pub runner_type: String,
+    pub description: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

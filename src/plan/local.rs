@@ -122,6 +122,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         format: inp.state.format,
         runners: Vec::new(),
         pending_deletes: inp.state.pending_deletes.clone(),
+        pending_creates: inp.state.pending_creates.clone(),
     };
     let mut plans = Vec::new();
     let runner_indent = editor.runner_key_indent(&doc);
@@ -153,7 +154,16 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             }
         };
         let Some(i) = found else {
-            plans.push(missing_runner(r, managed, offline));
+            let mut p = missing_runner(r, managed, offline);
+            if let Some(id) = inp.remote.and_then(|v| v.unclaimed_for(name)) {
+                p.reason = format!(
+                    "an earlier apply registered it as runner {id} but stopped before writing \
+                     its token: that runner's token is reset and written, nothing is registered \
+                     twice"
+                );
+                p.id = Some(id);
+            }
+            plans.push(p);
             if let Some(m) = managed {
                 new_state.runners.push(m.clone());
             }
@@ -539,6 +549,18 @@ pub fn questions(d: &Desired, local: &LocalView, state: &State) -> Questions {
             .chain(&state.pending_deletes)
             .map(|m| m.id),
     );
+    q.intents = state
+        .pending_creates
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                i.list_path.clone(),
+                i.runner_type.clone(),
+                i.description.clone(),
+            )
+        })
+        .collect();
     q
 }
 

@@ -119,6 +119,30 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Answer, RemoteError> {
+        self.send(method, path, query, body, true).await
+    }
+
+    /// For requests that must not happen twice (registering a runner): retried only when
+    /// GitLab cannot have acted on them (429, or no connection at all). A 5xx or a dropped
+    /// answer may come after GitLab did the work, so it is reported, not repeated.
+    pub async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, RemoteError> {
+        self.send(method, path, query, body, false).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        repeatable: bool,
+    ) -> Result<Answer, RemoteError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -132,19 +156,23 @@ impl Client {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let (wait, last) = match req.send().await {
+            let (wait, last, safe) = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     if transient(status) {
                         let after = retry_after(&resp);
-                        (after, format!("HTTP {}", status.as_u16()))
+                        (
+                            after,
+                            format!("HTTP {}", status.as_u16()),
+                            status.as_u16() == 429,
+                        )
                     } else {
                         return self.answer(resp).await;
                     }
                 }
-                Err(e) => (None, describe(&e)),
+                Err(e) => (None, describe(&e), e.is_connect()),
             };
-            if attempt >= self.retry.attempts {
+            if attempt >= self.retry.attempts || !(repeatable || safe) {
                 return Err(RemoteError::Transient {
                     attempts: attempt,
                     last,

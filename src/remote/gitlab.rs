@@ -157,9 +157,45 @@ impl Client {
     /// `POST /user/runners`: the new runner workflow. The token is returned only here.
     pub async fn create_runner(&self, body: &Value) -> Result<Credentials, RemoteError> {
         let a = self
-            .call(Method::POST, "/user/runners", &[], Some(body))
+            .call_once(Method::POST, "/user/runners", &[], Some(body))
             .await?;
         credentials(&a.body)
+    }
+
+    /// `POST /runners/:id/reset_authentication_token`: a new token for an existing runner.
+    pub async fn reset_token(&self, id: i64) -> Result<Credentials, RemoteError> {
+        let a = self
+            .call_once(
+                Method::POST,
+                &format!("/runners/{id}/reset_authentication_token"),
+                &[],
+                None,
+            )
+            .await?;
+        let mut b = a.body.clone();
+        if let Some(o) = b.as_object_mut() {
+            o.insert("id".into(), id.into());
+        }
+        credentials(&b)
+    }
+
+    /// Runners of one scope with the given description that never contacted GitLab: the
+    /// candidates for a registration whose answer was lost.
+    pub async fn unclaimed(
+        &self,
+        list_path: &str,
+        runner_type: &str,
+        description: &str,
+    ) -> Result<Vec<i64>, RemoteError> {
+        let all = self
+            .list_all(list_path, &[("type", runner_type.to_string())])
+            .await?;
+        Ok(all
+            .iter()
+            .filter(|r| r.get("description").and_then(Value::as_str) == Some(description))
+            .filter(|r| r.get("status").and_then(Value::as_str) == Some("never_contacted"))
+            .filter_map(|r| r.get("id").and_then(Value::as_i64))
+            .collect())
     }
 
     pub async fn update_runner(&self, id: i64, body: &Value) -> Result<(), RemoteError> {

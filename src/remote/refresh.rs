@@ -31,11 +31,21 @@ pub struct RemoteView {
     pub runners: BTreeMap<i64, RemoteState>,
     /// Runner ids learned by verifying tokens of entries that have no id, by token.
     pub verified: BTreeMap<String, Result<i64, (u16, String)>>,
+    /// For registrations an earlier apply started: runners that match and never contacted
+    /// GitLab, by declared name.
+    pub unclaimed: BTreeMap<String, Vec<i64>>,
 }
 
 impl RemoteView {
     pub fn runner(&self, id: i64) -> Option<&RemoteState> {
         self.runners.get(&id)
+    }
+
+    /// A runner an interrupted apply registered for `name`, whose token was never written.
+    pub fn unclaimed_for(&self, name: &str) -> Option<i64> {
+        self.unclaimed
+            .get(name)
+            .and_then(|ids| ids.iter().max().copied())
     }
 
     pub fn namespace(&self, kind: &str, path: &str) -> Option<i64> {
@@ -52,6 +62,8 @@ pub struct Questions {
     pub runner_ids: Vec<i64>,
     /// Entry tokens to verify (entries that have no id).
     pub tokens: Vec<String>,
+    /// Interrupted registrations: (name, list path, runner type, description).
+    pub intents: Vec<(String, String, String, String)>,
 }
 
 /// Why a refresh failed.
@@ -138,6 +150,25 @@ pub async fn refresh(
             Err(error) => {
                 return Err(RefreshError::Unanswered {
                     what: "verifying a runner token".into(),
+                    error,
+                });
+            }
+        }
+    }
+
+    for (name, list_path, runner_type, description) in q.intents {
+        match client
+            .unclaimed(&list_path, &runner_type, &description)
+            .await
+        {
+            Ok(found) => {
+                view.unclaimed.insert(name, found);
+            }
+            Err(error) => {
+                return Err(RefreshError::Unanswered {
+                    what: format!(
+                        "looking for the runner an interrupted apply registered for {name}"
+                    ),
                     error,
                 });
             }

@@ -229,32 +229,52 @@ fn transient_failures_are_retried_and_never_delete_anything() {
 }
 
 #[test]
-fn an_apply_cut_short_is_finished_by_the_next_one_without_duplicates() {
+fn a_registration_whose_answer_is_lost_is_taken_over_not_repeated() {
     let h = Host::new(FLEET);
-    // The third registration keeps failing: two runners are created and written, then apply
-    // stops with a clear error.
+    // GitLab registers the third runner, then the answer is lost on the way back.
     h.sim.inject(
-        Fault::new("/api/v4/user/runners", FaultKind::Status { status: 502 })
-            .method("POST")
-            .times(1000),
-    );
-    let out = h.run(&["apply", "--yes"]);
-    assert_eq!(out.code, 1, "{}", out.combined());
-    assert!(out.stderr.contains("registering"), "{}", out.stderr);
-    assert_eq!(h.sim.runners().len(), 0);
-    h.sim.clear_faults();
-    h.sim.inject(
-        Fault::new("/api/v4/user/runners", FaultKind::Status { status: 502 })
+        Fault::new("/api/v4/user/runners", FaultKind::Drop)
             .method("POST")
             .after()
-            .times(0),
+            .times(1),
     );
-    let out = h.run(&["apply", "--yes"]);
-    assert_eq!(out.code, 0, "{}", out.combined());
-    assert_eq!(h.sim.runners().len(), 5);
-    let out = h.run(&["apply", "--yes"]);
-    assert_eq!(out.code, 0);
-    assert_eq!(h.sim.runners().len(), 5, "no duplicate after re-runs");
+    let first = h.run(&["apply", "--yes"]);
+    assert_eq!(first.code, 1, "{}", first.combined());
+    assert!(
+        first.stderr.contains("registering inst"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(
+        h.sim.runners().len(),
+        1,
+        "GitLab did register it; it was not retried"
+    );
+    let orphan = h.sim.runners()[0].id;
+
+    let plan = h.run(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains(&format!("registered it as runner {orphan}")),
+        "{}",
+        plan.stdout
+    );
+    let second = h.run(&["apply", "--yes"]);
+    assert_eq!(second.code, 0, "{}", second.combined());
+    assert_eq!(h.sim.runners().len(), 5, "no second registration for inst");
+    let doc: toml_edit::DocumentMut = h.config().parse().unwrap();
+    let inst = doc["runners"]
+        .as_array_of_tables()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"].as_str() == Some("inst"))
+        .unwrap();
+    assert_eq!(inst["id"].as_integer(), Some(orphan as i64));
+    assert_eq!(
+        h.sim.runner_for_token(inst["token"].as_str().unwrap()),
+        Some(orphan)
+    );
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
 }
 
 #[test]
