@@ -92,6 +92,40 @@ pub fn apply_online(
                     creds.id
                 ));
             }
+            (Action::Adopt, Some(r))
+                if r.body.token.is_some() && entry_index(&current(path)?, rp).is_none() =>
+            {
+                let token_ref = r.body.token.as_ref().expect("guarded");
+                let token = crate::views::resolve(cx.desired, token_ref)?;
+                let id = rp.id.ok_or_else(|| {
+                    Problem::error(
+                        "gitlab",
+                        format!("the token of {} was not verified", rp.name),
+                    )
+                })?;
+                let creds = Credentials {
+                    id,
+                    token,
+                    expires_at: None,
+                };
+                let mut doc = current(path)?;
+                let mut ed = Editor::new(&doc, cx.secrets);
+                ed.append_runner(
+                    &mut doc,
+                    &identity(&r.name.value, &url, &creds),
+                    &r.body.settings,
+                    inventory().runner(),
+                );
+                save(path, &doc, &mut applied)?;
+                record(path, r, &url, id, &mut applied)?;
+                if rp.changes.iter().any(|c| c.side == Side::Gitlab) {
+                    let body = serde_json::Value::Object(gitlab::attributes(r));
+                    cx.runtime
+                        .block_on(cx.client.update_runner(id, &body))
+                        .map_err(|e| remote_problem(&format!("updating {}", rp.name), e))?;
+                }
+                progress(&format!("adopted {} (GitLab id {id})", rp.name));
+            }
             (Action::Update | Action::Adopt, Some(r))
                 if rp.changes.iter().any(|c| c.side == Side::Gitlab) =>
             {

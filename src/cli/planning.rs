@@ -114,7 +114,24 @@ fn connect(
         .enable_all()
         .build()
         .map_err(|e| Problem::error("runtime", e.to_string()))?;
-    let q = plan::local::questions(d, &views.local, &views.state);
+    let mut q = plan::local::questions(d, &views.local, &views.state);
+    let in_file: Vec<String> = views
+        .local
+        .runners()
+        .iter()
+        .filter_map(|t| {
+            t.get("name")
+                .and_then(toml_edit::Item::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    for r in &d.runners {
+        if let Some(t) = &r.body.token
+            && !in_file.contains(&r.name.value)
+        {
+            q.adopt.push((r.name.value.clone(), views::resolve(d, t)?));
+        }
+    }
     if ui.verbosity >= 1 {
         eprintln!(
             "Asking {} about {} runner(s)…",

@@ -155,6 +155,34 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         };
         let Some(i) = found else {
             let mut p = missing_runner(r, managed, offline);
+            if let Some(view) = inp.remote
+                && r.body.token.is_some()
+            {
+                match view.adopted.get(name) {
+                    Some(Ok(id)) => {
+                        p.id = Some(*id);
+                        p.reason = format!(
+                            "not in config.toml; GitLab knows its token as runner {id}: the \
+                             entry is written, nothing is registered"
+                        );
+                        if let Some(RemoteState::Exists(rr)) = view.runner(*id) {
+                            p.changes = gitlab::attr_changes(r, rr);
+                        }
+                    }
+                    Some(Err((status, message))) => {
+                        return Err(Problem::error(
+                            "token_rejected",
+                            format!(
+                                "GitLab rejects the token declared for runner {name} ({status}: \
+                                 {message})"
+                            ),
+                        )
+                        .at(&d.sources, r.body.token.as_ref().map_or(r.name.loc, |t| t.loc), "this token")
+                        .help("a token for adoption must be a live runner authentication token (glrt-…); remove the token line to register a new runner instead"));
+                    }
+                    None => {}
+                }
+            }
             if let Some(id) = inp.remote.and_then(|v| v.unclaimed_for(name)) {
                 p.reason = format!(
                     "an earlier apply registered it as runner {id} but stopped before writing \

@@ -34,6 +34,8 @@ pub struct RemoteView {
     /// For registrations an earlier apply started: runners that match and never contacted
     /// GitLab, by declared name.
     pub unclaimed: BTreeMap<String, Vec<i64>>,
+    /// Runners declared with an existing token: what verifying it said, by declared name.
+    pub adopted: BTreeMap<String, Result<i64, (u16, String)>>,
 }
 
 impl RemoteView {
@@ -64,6 +66,8 @@ pub struct Questions {
     pub tokens: Vec<String>,
     /// Interrupted registrations: (name, list path, runner type, description).
     pub intents: Vec<(String, String, String, String)>,
+    /// Declared runners to adopt by token: (name, token).
+    pub adopt: Vec<(String, String)>,
 }
 
 /// Why a refresh failed.
@@ -156,6 +160,23 @@ pub async fn refresh(
         }
     }
 
+    for (name, token) in q.adopt {
+        match client.verify(&token).await {
+            Ok(id) => {
+                ids.push(id);
+                view.adopted.insert(name, Ok(id));
+            }
+            Err(RemoteError::Definite { status, message }) => {
+                view.adopted.insert(name, Err((status, message)));
+            }
+            Err(error) => {
+                return Err(RefreshError::Unanswered {
+                    what: format!("verifying the token declared for {name}"),
+                    error,
+                });
+            }
+        }
+    }
     for (name, list_path, runner_type, description) in q.intents {
         match client
             .unclaimed(&list_path, &runner_type, &description)

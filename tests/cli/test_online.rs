@@ -38,6 +38,11 @@ runner "proj2" {
 
 impl Host {
     fn new(body: &str) -> Host {
+        // Without a config node runnerform uses gitlab-runner's default path: as root, /etc.
+        assert!(
+            body.contains("config \""),
+            "a test must name its own config.toml"
+        );
         let sim = Simulator::start(SimOptions::default()).unwrap();
         let env = TestEnvironment::new();
         env.write("gitlab-token", &sim.admin_token());
@@ -295,7 +300,9 @@ fn an_access_token_without_the_needed_scopes_is_refused_before_anything_happens(
 
 #[test]
 fn an_unknown_project_is_a_clear_error() {
-    let h = Host::new("runner \"x\" {\n    project \"acme/nope\"\n    executor \"shell\"\n}\n");
+    let h = Host::new(
+        "config \"config.toml\"\nrunner \"x\" {\n    project \"acme/nope\"\n    executor \"shell\"\n}\n",
+    );
     let out = h.run(&["plan"]);
     assert_eq!(out.code, 1);
     assert!(
@@ -303,4 +310,74 @@ fn an_unknown_project_is_a_clear_error() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_runner_with_an_existing_token_is_adopted_never_registered() {
+    let h = Host::new(
+        "config \"config.toml\"\nrunner \"legacy\" {\n    token env=\"LEGACY_TOKEN\"\n    executor \"shell\"\n    description \"made in the UI\"\n}\n",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runnerform::remote::Client::new(&runnerform::remote::ClientOptions {
+        token: Some(h.sim.admin_token()),
+        ..runnerform::remote::ClientOptions::new(&h.sim.url())
+    })
+    .unwrap();
+    let made = rt
+        .block_on(client.create_runner(&serde_json::json!({
+            "runner_type": "instance_type",
+            "description": "made in the UI"
+        })))
+        .unwrap();
+    let mut h = h;
+    h.env.set_env("LEGACY_TOKEN", &made.token);
+    let plan = h.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.combined());
+    assert!(plan.stdout.contains("> legacy: adopt"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&format!("runner {}", made.id)),
+        "{}",
+        plan.stdout
+    );
+    h.sim.clear_requests();
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    assert!(out.stdout.contains("adopted legacy"), "{}", out.stdout);
+    assert_eq!(h.sim.runners().len(), 1, "nothing registered");
+    assert!(
+        !h.sim
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/api/v4/user/runners")),
+        "{:?}",
+        h.sim.requests()
+    );
+    let doc: toml_edit::DocumentMut = h.config().parse().unwrap();
+    assert_eq!(doc["runners"][0]["id"].as_integer(), Some(made.id));
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn a_rename_keeps_the_registration() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let before = h.sim.runners().len();
+    h.declare(&FLEET.replace(
+        "runner \"proj\" {\n",
+        "runner \"project-runner\" {\n    renamed_from \"proj\"\n",
+    ));
+    let plan = h.run(&["plan"]);
+    assert!(
+        plan.stdout.contains("project-runner (was proj): update"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    assert_eq!(h.sim.runners().len(), before, "no new registration");
+    assert!(h.config().contains("name = \"project-runner\""));
+    assert!(!h.config().contains("name = \"proj\""));
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
 }
