@@ -2,7 +2,8 @@
 //!
 //! It starts the simulator, registers one runner "by hand" the way `gitlab-runner register`
 //! would (so the host has history), writes a KDL file, and then runs runnerform's real
-//! commands: validate, plan, apply, and a second plan that has nothing left to do.
+//! commands: validate, plan, apply, a second plan with nothing left to do, a change made "in
+//! the UI" detected as drift, and its repair.
 //!
 //! Run with: cargo run --example quickstart
 
@@ -110,30 +111,48 @@ runner "build" count=2 template="docker" {{
     if runnerform(d, &["validate", "-v"]) != Exit::Success {
         return ExitCode::FAILURE;
     }
-    step("Plan (config.toml side; creating runners on GitLab comes with the GitLab half)");
-    if runnerform(d, &["plan", "--offline"]) != Exit::Success {
+    step("Plan: what apply would change, in config.toml and on GitLab");
+    if runnerform(d, &["plan"]) != Exit::Success {
         return ExitCode::FAILURE;
     }
     step("Apply");
-    if runnerform(d, &["apply", "--offline", "--yes"]) != Exit::Success {
+    if runnerform(d, &["apply", "--yes"]) != Exit::Success {
         return ExitCode::FAILURE;
     }
-    step("Plan again: the adopted runner matches; only the GitLab-side creates remain");
-    let again = runnerform(d, &["plan", "--offline", "--detailed-exitcode"]);
+    step("Plan again: nothing left to do (exit code 0 with --detailed-exitcode)");
+    let again = runnerform(d, &["plan", "--detailed-exitcode"]);
     println!("(exit code {})", again as u8);
 
-    let requests = sim.requests();
+    // Someone changes the build-1 runner's tags in GitLab's UI.
+    let build1 = sim
+        .runners()
+        .into_iter()
+        .find(|r| r.description.as_deref() == Some("build-1"));
+    if let Some(r) = build1 {
+        let edit = runnerform::sim::RunnerEdit {
+            tag_list: Some(vec!["changed-in-the-ui".into()]),
+            ..Default::default()
+        };
+        sim.edit_runner(r.id, &edit).expect("edit in the simulator");
+    }
+    step("Someone edited build-1's tags in the UI: a scheduled plan sees the drift (exit code 2)");
+    let drift = runnerform(d, &["plan", "--detailed-exitcode"]);
+    println!("(exit code {})", drift as u8);
+    step("Apply repairs it");
+    if runnerform(d, &["apply", "--yes"]) != Exit::Success {
+        return ExitCode::FAILURE;
+    }
+    let last = runnerform(d, &["plan", "--detailed-exitcode"]);
+    println!("(exit code {})", last as u8);
+
     step(&format!(
-        "The simulator saw {} request(s); runnerform sent none of them offline",
-        requests.len()
+        "GitLab now has {} runners; config.toml:",
+        sim.runners().len()
     ));
-    for r in requests {
-        println!(
-            "  {} {} -> {}",
-            r.method,
-            r.path,
-            r.status.map_or("dropped".into(), |s| s.to_string())
-        );
+    let cfg = std::fs::read_to_string(d.join("config.toml")).unwrap_or_default();
+    print!("{}", runnerform::secrets::mask(&cfg));
+    if last != Exit::Success || drift != Exit::Changes {
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

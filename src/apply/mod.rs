@@ -18,6 +18,8 @@ pub mod online;
 pub struct Applied {
     pub config_written: bool,
     pub state_written: bool,
+    /// Requests that changed something on GitLab.
+    pub gitlab_writes: usize,
 }
 
 /// Applies the local half of `plan`. `on_wait` is called once if another runnerform holds

@@ -85,6 +85,7 @@ pub fn apply_online(
                 {
                     delete(cx, old)?;
                 }
+                applied.gitlab_writes += 1;
                 progress(&format!(
                     "{} {} (new GitLab id {})",
                     rp.action.word().trim_end_matches('e').to_string() + "ed",
@@ -136,6 +137,7 @@ pub fn apply_online(
                 cx.runtime
                     .block_on(cx.client.update_runner(id, &body))
                     .map_err(|e| remote_problem(&format!("updating {}", rp.name), e))?;
+                applied.gitlab_writes += 1;
                 progress(&format!("updated {} on GitLab", rp.name));
             }
             (Action::Delete, _) => {
@@ -147,6 +149,7 @@ pub fn apply_online(
                     save(path, &doc, &mut applied)?;
                 }
                 forget(path, &rp.name, rp.id, &mut applied)?;
+                applied.gitlab_writes += usize::from(rp.id.is_some());
                 progress(&format!("deleted {}", rp.name));
             }
             _ => {}

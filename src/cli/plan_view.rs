@@ -52,8 +52,13 @@ pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
     if !plan.changes_pending {
         let _ = writeln!(
             out,
-            "No changes: {} matches the declaration.",
-            plan.config_toml
+            "No changes: {}{} the declaration.",
+            plan.config_toml,
+            if plan.offline {
+                " matches"
+            } else {
+                " and GitLab match"
+            }
         );
         for r in plan
             .runners

@@ -111,6 +111,13 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             if applied.state_written {
                 what.push("updated the ownership record".to_string());
             }
+            if applied.gitlab_writes > 0 {
+                what.push(format!(
+                    "{} change{} on GitLab",
+                    applied.gitlab_writes,
+                    if applied.gitlab_writes == 1 { "" } else { "s" }
+                ));
+            }
             ui.say(format!("Apply complete: {}.", what.join(", ")));
             Exit::Success
         }
