@@ -85,6 +85,12 @@ pub enum Command {
     /// that nobody changed it since the plan was made. With nothing to do, nothing is written.
     Apply(commands::apply::Args),
 
+    /// What GitLab says of each declared runner: id, status (online, offline, stale,
+    /// never_contacted), paused, last contact, the hosts running it, token expiry.
+    ///
+    /// Read-only: it changes nothing on GitLab or on disk.
+    Status(commands::status::Args),
+
     /// Serve a local stand-in for GitLab's runner API, for trying provisioning scripts safely.
     ///
     /// A stateful GitLab simulator on 127.0.0.1: it creates, registers, lists, updates and
@@ -127,6 +133,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Validate(args) => commands::validate::run(&cli, &ui, args),
         Command::Plan(args) => commands::plan::run(&cli, &ui, args),
         Command::Apply(args) => commands::apply::run(&cli, &ui, args),
+        Command::Status(args) => commands::status::run(&cli, &ui, args),
         Command::Sim(args) => commands::sim::run(&cli, &ui, args),
     }
 }

@@ -102,18 +102,7 @@ fn connect(
             .at(&d.sources, g.loc, "no token")
             .help("add token env=\"GITLAB_TOKEN\" (a token with the api scope, or create_runner and manage_runner), or pass --offline"));
     };
-    let token = views::resolve(d, token_ref)?;
-    let client = Client::new(&ClientOptions {
-        token: Some(token),
-        ca_file: g.ca_file.as_ref().map(|c| c.value.clone()),
-        timeout: Duration::from_secs(g.timeout.as_ref().map_or(30, |t| t.value)),
-        ..ClientOptions::new(&g.url.value)
-    })
-    .map_err(|e| Problem::error("gitlab", e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Problem::error("runtime", e.to_string()))?;
+    let (client, runtime) = client_for(d, g, token_ref)?;
     let mut q = plan::local::questions(d, &views.local, &views.state);
     let in_file: Vec<String> = views
         .local
@@ -152,6 +141,27 @@ fn connect(
         remote,
         runtime,
     })
+}
+
+/// A GitLab client and a runtime to drive it, from the gitlab node.
+pub fn client_for(
+    d: &Desired,
+    g: &crate::desired::GitLab,
+    token_ref: &crate::desired::SecretRef,
+) -> Result<(Client, tokio::runtime::Runtime), Problem> {
+    let token = views::resolve(d, token_ref)?;
+    let client = Client::new(&ClientOptions {
+        token: Some(token),
+        ca_file: g.ca_file.as_ref().map(|c| c.value.clone()),
+        timeout: Duration::from_secs(g.timeout.as_ref().map_or(30, |t| t.value)),
+        ..ClientOptions::new(&g.url.value)
+    })
+    .map_err(|e| Problem::error("gitlab", e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Problem::error("runtime", e.to_string()))?;
+    Ok((client, runtime))
 }
 
 async fn check_token(client: &Client, url: &str) -> Result<(), Problem> {

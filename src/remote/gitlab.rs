@@ -210,6 +210,21 @@ impl Client {
             .map(|_| ())
     }
 
+    /// The hosts running a runner (`GET /runners/:id/managers`): system id and status.
+    pub async fn managers(&self, id: i64) -> Result<Vec<(String, String)>, RemoteError> {
+        let a = self
+            .call(Method::GET, &format!("/runners/{id}/managers"), &[], None)
+            .await?;
+        Ok(a.body
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| (str_of(m, "system_id"), str_of(m, "status")))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `POST /runners/verify`: whether a runner token is valid, and whose it is.
     pub async fn verify(&self, token: &str) -> Result<i64, RemoteError> {
         let a = self

@@ -381,3 +381,32 @@ fn a_rename_keeps_the_registration() {
     assert!(!h.config().contains("name = \"proj\""));
     assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+#[test]
+fn status_shows_what_gitlab_says_of_each_runner() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let inst = h
+        .sim
+        .runners()
+        .into_iter()
+        .find(|r| r.description.as_deref() == Some("inst"))
+        .unwrap();
+    h.sim
+        .contact_runner(inst.id, Some("s_host00000001"))
+        .unwrap();
+    h.sim.clear_requests();
+    let out = h.run(&["status", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let by_name = |n: &str| rows.iter().find(|r| r["name"] == n).unwrap();
+    assert_eq!(by_name("inst")["status"], "online");
+    assert_eq!(by_name("inst")["managers"].as_array().unwrap().len(), 1);
+    assert_eq!(by_name("proj")["status"], "never_contacted");
+    assert_eq!(h.writes(), 0, "status changes nothing");
+    let table = h.run(&["status"]);
+    assert!(table.stdout.starts_with("NAME"), "{}", table.stdout);
+    assert!(table.stdout.contains("online"), "{}", table.stdout);
+}

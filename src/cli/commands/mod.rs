@@ -3,4 +3,5 @@
 pub mod apply;
 pub mod plan;
 pub mod sim;
+pub mod status;
 pub mod validate;
