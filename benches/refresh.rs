@@ -47,7 +47,9 @@ fn main() {
     let mut results = Vec::new();
     for concurrency in [16usize, 1] {
         let t = Instant::now();
-        let view = rt.block_on(refresh(&client, questions(), concurrency)).unwrap();
+        let view = rt
+            .block_on(refresh(&client, questions(), concurrency))
+            .unwrap();
         let took = t.elapsed();
         assert_eq!(view.runners.len(), RUNNERS);
         results.push((concurrency, took));

@@ -140,6 +140,28 @@ pub fn apply_online(
                 applied.gitlab_writes += 1;
                 progress(&format!("updated {} on GitLab", rp.name));
             }
+            (Action::Rotate, Some(r)) => {
+                let id = rp.id.ok_or_else(|| {
+                    Problem::error("gitlab", format!("runner {} has no GitLab id", rp.name))
+                })?;
+                let creds = cx
+                    .runtime
+                    .block_on(cx.client.reset_token(id))
+                    .map_err(|e| {
+                        remote_problem(&format!("rotating the token of {}", rp.name), e)
+                    })?;
+                let mut doc = current(path)?;
+                let entry = find_entry(&mut doc, rp)
+                    .ok_or_else(|| gone_entry(&rp.name, &plan.config_toml))?;
+                for (k, v) in identity(&r.name.value, &url, &creds).into_iter().skip(3) {
+                    if let Item::Value(v) = v {
+                        set_scalar(entry, k, v);
+                    }
+                }
+                save(path, &doc, &mut applied)?;
+                applied.gitlab_writes += 1;
+                progress(&format!("rotated the token of {}", rp.name));
+            }
             (Action::Delete, _) => {
                 if let Some(id) = rp.id {
                     delete(cx, id)?;

@@ -48,6 +48,7 @@ pub fn make_plan(
     targets: &[String],
     config_toml: Option<&std::path::Path>,
     concurrency: usize,
+    rotate_within: u64,
 ) -> Result<Planned, Exit> {
     let refs = if offline {
         RefCheck::Settings
@@ -64,7 +65,12 @@ pub fn make_plan(
     let online = if offline {
         None
     } else {
-        Some(connect(ui, &desired, &views, concurrency).map_err(fail)?)
+        let mut online = connect(ui, &desired, &views, concurrency).map_err(fail)?;
+        online.remote.now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        online.remote.rotate_within = rotate_within as i64;
+        Some(online)
     };
     let plan = plan::local::plan(&plan::local::Inputs {
         desired: &desired,

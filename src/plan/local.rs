@@ -304,6 +304,22 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                         ));
                     } else {
                         changes.extend(gitlab::attr_changes(r, rr));
+                        if let Some(expires) = token_expiry(runner_table(&mut doc, i))
+                            && expires - view.now < view.rotate_within
+                        {
+                            remote_action = Some((
+                                Action::Rotate,
+                                format!(
+                                    "its token expires {}: it is reset now and the new one \
+                                     written",
+                                    if expires <= view.now {
+                                        "has expired".to_string()
+                                    } else {
+                                        format!("in {}", human_secs(expires - view.now))
+                                    }
+                                ),
+                            ));
+                        }
                     }
                 }
                 (true, None) => {}
@@ -590,6 +606,47 @@ pub fn questions(d: &Desired, local: &LocalView, state: &State) -> Questions {
         })
         .collect();
     q
+}
+
+/// `token_expires_at` of an entry in Unix seconds; `None` when the token never expires.
+fn token_expiry(t: &Table) -> Option<i64> {
+    let dt = t.get("token_expires_at")?.as_datetime()?;
+    let date = dt.date?;
+    let (hour, minute, second) = dt.time.map_or((0, 0, 0), |t| {
+        (
+            i64::from(t.hour),
+            i64::from(t.minute),
+            i64::from(t.second.unwrap_or(0)),
+        )
+    });
+    if date.year <= 1 {
+        return None;
+    }
+    let (y, m, d) = (
+        i64::from(date.year),
+        i64::from(date.month),
+        i64::from(date.day),
+    );
+    // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let offset = match dt.offset {
+        Some(toml_edit::Offset::Custom { minutes }) => i64::from(minutes) * 60,
+        _ => 0,
+    };
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+fn human_secs(s: i64) -> String {
+    match s {
+        s if s >= 86_400 => format!("{} days", s / 86_400),
+        s if s >= 3600 => format!("{} hours", s / 3600),
+        s => format!("{} minutes", (s / 60).max(1)),
+    }
 }
 
 fn local_changes(changes: Vec<KeyChange>) -> Vec<Change> {

@@ -36,6 +36,9 @@ pub struct RemoteView {
     pub unclaimed: BTreeMap<String, Vec<i64>>,
     /// Runners declared with an existing token: what verifying it said, by declared name.
     pub adopted: BTreeMap<String, Result<i64, (u16, String)>>,
+    /// When the view was taken (Unix seconds), and how close to expiry a token is rotated.
+    pub now: i64,
+    pub rotate_within: i64,
 }
 
 impl RemoteView {

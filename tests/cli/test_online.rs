@@ -410,3 +410,47 @@ fn status_shows_what_gitlab_says_of_each_runner() {
     assert!(table.stdout.starts_with("NAME"), "{}", table.stdout);
     assert!(table.stdout.contains("online"), "{}", table.stdout);
 }
+
+#[test]
+fn tokens_close_to_expiry_are_rotated_and_the_new_one_written() {
+    let h = Host::new(FLEET);
+    h.sim.configure(|s| s.project_token_expiration = Some(7200));
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let old: toml_edit::DocumentMut = h.config().parse().unwrap();
+    let old_token = |doc: &toml_edit::DocumentMut| {
+        doc["runners"]
+            .as_array_of_tables()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"].as_str() == Some("proj"))
+            .map(|t| t["token"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let before = old_token(&old);
+    // Two hours left: inside a three-hour window, outside a one-hour one.
+    let quiet = h.run(&["plan", "--rotate-within", "3600", "--detailed-exitcode"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.combined());
+    let plan = h.run(&["plan", "--rotate-within", "10800"]);
+    assert!(plan.stdout.contains("~ proj: rotate"), "{}", plan.stdout);
+    assert!(
+        !plan.stdout.contains("inst: rotate"),
+        "instance tokens do not expire here"
+    );
+    let out = h.run(&["apply", "--yes", "--rotate-within", "10800"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    let new: toml_edit::DocumentMut = h.config().parse().unwrap();
+    let after = old_token(&new);
+    assert_ne!(before, after);
+    assert_eq!(
+        h.sim.runner_for_token(&before),
+        None,
+        "the old token is dead"
+    );
+    assert!(h.sim.runner_for_token(&after).is_some());
+    assert_eq!(h.sim.runners().len(), 5, "rotation registers nothing");
+    assert_eq!(
+        h.run(&["plan", "--rotate-within", "3600", "--detailed-exitcode"])
+            .code,
+        0
+    );
+}

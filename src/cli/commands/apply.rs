@@ -28,6 +28,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
 
+    /// Rotate runner tokens that expire within this many seconds (default: one day)
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub rotate_within: u64,
+
     /// Seconds to wait for another runnerform that is applying to the same config.toml
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub lock_timeout: u64,
@@ -43,7 +47,15 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             Ok(p) => (p, true),
             Err(e) => return e,
         },
-        None => match make_plan(cli, ui, args.offline, &args.targets, None, args.concurrency) {
+        None => match make_plan(
+            cli,
+            ui,
+            args.offline,
+            &args.targets,
+            None,
+            args.concurrency,
+            args.rotate_within,
+        ) {
             Ok(p) => (p, false),
             Err(e) => return e,
         },
@@ -175,7 +187,15 @@ fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, 
         return Err(Exit::Error);
     }
     let saved_path = PathBuf::from(&saved.config_toml);
-    let planned = make_plan(cli, ui, saved.offline, &saved.targets, Some(&saved_path), 8)?;
+    let planned = make_plan(
+        cli,
+        ui,
+        saved.offline,
+        &saved.targets,
+        Some(&saved_path),
+        8,
+        86_400,
+    )?;
     let now = &planned.plan.fingerprints;
     let mut changed = Vec::new();
     if now.desired != saved.fingerprints.desired {

@@ -36,10 +36,22 @@ pub struct Args {
     /// How many requests to GitLab may be in flight at once
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
+
+    /// Rotate runner tokens that expire within this many seconds (default: one day)
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub rotate_within: u64,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
-    let planned = match make_plan(cli, ui, args.offline, &args.targets, None, args.concurrency) {
+    let planned = match make_plan(
+        cli,
+        ui,
+        args.offline,
+        &args.targets,
+        None,
+        args.concurrency,
+        args.rotate_within,
+    ) {
         Ok(p) => p,
         Err(e) => return e,
     };
