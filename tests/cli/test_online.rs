@@ -454,3 +454,64 @@ fn tokens_close_to_expiry_are_rotated_and_the_new_one_written() {
         0
     );
 }
+
+#[test]
+fn moving_a_runner_to_another_owner_replaces_it() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let old = h
+        .sim
+        .runners()
+        .into_iter()
+        .find(|r| r.description.as_deref() == Some("proj"))
+        .unwrap();
+    h.declare(&FLEET.replace("    project \"acme/app\"\n", "    project \"acme/web\"\n"));
+    let plan = h.run(&["plan"]);
+    assert!(plan.stdout.contains("-/+ proj: replace"), "{}", plan.stdout);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let runners = h.sim.runners();
+    assert_eq!(
+        runners.len(),
+        5,
+        "the old one is deleted once the new one is written"
+    );
+    assert!(runners.iter().all(|r| r.id != old.id));
+    let new = runners
+        .iter()
+        .find(|r| r.description.as_deref() == Some("proj"))
+        .unwrap();
+    assert_ne!(new.project_ids, old.project_ids);
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
+
+/// gitlab-runner rotates its own token and rewrites config.toml: the file's newer token wins
+/// and runnerform has nothing to do.
+#[test]
+fn a_token_the_runner_rotated_itself_is_respected() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let proj = h
+        .sim
+        .runners()
+        .into_iter()
+        .find(|r| r.description.as_deref() == Some("proj"))
+        .unwrap();
+    let token = h.sim.reset_runner_token(proj.id).unwrap();
+    let cfg = h.config();
+    let doc: toml_edit::DocumentMut = cfg.parse().unwrap();
+    let old = doc["runners"]
+        .as_array_of_tables()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"].as_str() == Some("proj"))
+        .map(|t| t["token"].as_str().unwrap().to_string())
+        .unwrap();
+    let rotated = cfg.replace(&old, &token);
+    std::fs::write(h.env.path().join("config.toml"), &rotated).unwrap();
+    h.sim.clear_requests();
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+    assert_eq!(h.writes(), 0);
+    assert_eq!(h.config(), rotated, "the runner's own token is kept");
+}
