@@ -53,16 +53,7 @@ pub fn apply_online(
         match (rp.action, runner) {
             (Action::Create, Some(r)) => {
                 let creds = create(cx, path, r, &url)?;
-                let mut doc = current(path)?;
-                let mut ed = Editor::new(&doc, cx.secrets);
-                ed.append_runner(
-                    &mut doc,
-                    &identity(&r.name.value, &url, &creds),
-                    &r.body.settings,
-                    inventory().runner(),
-                );
-                save(path, &doc, &mut applied)?;
-                record(path, r, &url, creds.id, &mut applied)?;
+                write_new_entry(cx, path, r, &url, &creds, &mut applied)?;
                 progress(&format!(
                     "created {} (GitLab id {})",
                     r.name.value, creds.id
@@ -109,21 +100,10 @@ pub fn apply_online(
                     token,
                     expires_at: None,
                 };
-                let mut doc = current(path)?;
-                let mut ed = Editor::new(&doc, cx.secrets);
-                ed.append_runner(
-                    &mut doc,
-                    &identity(&r.name.value, &url, &creds),
-                    &r.body.settings,
-                    inventory().runner(),
-                );
-                save(path, &doc, &mut applied)?;
-                record(path, r, &url, id, &mut applied)?;
+                write_new_entry(cx, path, r, &url, &creds, &mut applied)?;
                 if rp.changes.iter().any(|c| c.side == Side::Gitlab) {
-                    let body = serde_json::Value::Object(gitlab::attributes(r));
-                    cx.runtime
-                        .block_on(cx.client.update_runner(id, &body))
-                        .map_err(|e| remote_problem(&format!("updating {}", rp.name), e))?;
+                    update_attributes(cx, r, id)?;
+                    applied.gitlab_writes += 1;
                 }
                 progress(&format!("adopted {} (GitLab id {id})", rp.name));
             }
@@ -133,10 +113,7 @@ pub fn apply_online(
                 let id = rp.id.ok_or_else(|| {
                     Problem::error("gitlab", format!("runner {} has no GitLab id", rp.name))
                 })?;
-                let body = serde_json::Value::Object(gitlab::attributes(r));
-                cx.runtime
-                    .block_on(cx.client.update_runner(id, &body))
-                    .map_err(|e| remote_problem(&format!("updating {}", rp.name), e))?;
+                update_attributes(cx, r, id)?;
                 applied.gitlab_writes += 1;
                 progress(&format!("updated {} on GitLab", rp.name));
             }
@@ -193,6 +170,34 @@ pub fn apply_online(
     applied.config_written |= last.config_written;
     applied.state_written |= last.state_written;
     Ok(applied)
+}
+
+/// Appends the entry of a runner GitLab just gave credentials for, then records ownership.
+fn write_new_entry(
+    cx: &Context,
+    path: &Path,
+    r: &Runner,
+    url: &str,
+    creds: &Credentials,
+    applied: &mut Applied,
+) -> Result<(), Problem> {
+    let mut doc = current(path)?;
+    let mut ed = Editor::new(&doc, cx.secrets);
+    ed.append_runner(
+        &mut doc,
+        &identity(&r.name.value, url, creds),
+        &r.body.settings,
+        inventory().runner(),
+    );
+    save(path, &doc, applied)?;
+    record(path, r, url, creds.id, applied)
+}
+
+fn update_attributes(cx: &Context, r: &Runner, id: i64) -> Result<(), Problem> {
+    let body = serde_json::Value::Object(gitlab::attributes(r));
+    cx.runtime
+        .block_on(cx.client.update_runner(id, &body))
+        .map_err(|e| remote_problem(&format!("updating {}", r.name.value), e))
 }
 
 fn remote_problem(what: &str, e: RemoteError) -> Problem {

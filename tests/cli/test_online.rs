@@ -69,6 +69,27 @@ impl Host {
         std::fs::read_to_string(self.env.path().join("config.toml")).unwrap_or_default()
     }
 
+    /// GitLab's runner whose description is `name` (runnerform's default description).
+    fn runner_named(&self, name: &str) -> runnerform::sim::RunnerSnapshot {
+        self.sim
+            .runners()
+            .into_iter()
+            .find(|r| r.description.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no runner {name} on GitLab"))
+    }
+
+    /// The token of the config.toml entry called `name`.
+    fn token_of(&self, name: &str) -> String {
+        let doc: toml_edit::DocumentMut = self.config().parse().unwrap();
+        doc["runners"]
+            .as_array_of_tables()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"].as_str() == Some(name))
+            .map(|t| t["token"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no entry {name}"))
+    }
+
     fn writes(&self) -> usize {
         self.sim.requests().iter().filter(|r| r.write).count()
     }
@@ -92,12 +113,7 @@ fn a_fresh_host_gets_every_runner_once_and_a_second_apply_sends_no_write() {
             "each entry holds its runner's live token"
         );
     }
-    let proj = h
-        .sim
-        .runners()
-        .into_iter()
-        .find(|r| r.description.as_deref() == Some("proj"))
-        .unwrap();
+    let proj = h.runner_named("proj");
     assert_eq!(proj.runner_type, "project_type");
     assert!(!proj.run_untagged);
     assert_eq!(proj.tag_list, ["x"]);
@@ -115,12 +131,7 @@ fn a_fresh_host_gets_every_runner_once_and_a_second_apply_sends_no_write() {
 fn drift_made_in_the_ui_is_planned_and_repaired() {
     let h = Host::new(FLEET);
     assert_eq!(h.run(&["apply", "--yes"]).code, 0);
-    let inst = h
-        .sim
-        .runners()
-        .into_iter()
-        .find(|r| r.description.as_deref() == Some("inst"))
-        .unwrap();
+    let inst = h.runner_named("inst");
     h.sim
         .edit_runner(
             inst.id,
@@ -155,12 +166,7 @@ fn a_runner_deleted_in_the_ui_is_recreated_and_its_new_token_written() {
     let h = Host::new(FLEET);
     assert_eq!(h.run(&["apply", "--yes"]).code, 0);
     let before = h.config();
-    let proj = h
-        .sim
-        .runners()
-        .into_iter()
-        .find(|r| r.description.as_deref() == Some("proj"))
-        .unwrap();
+    let proj = h.runner_named("proj");
     h.sim.delete_runner(proj.id).unwrap();
     let plan = h.run(&["plan"]);
     assert!(
@@ -386,12 +392,7 @@ fn a_rename_keeps_the_registration() {
 fn status_shows_what_gitlab_says_of_each_runner() {
     let h = Host::new(FLEET);
     assert_eq!(h.run(&["apply", "--yes"]).code, 0);
-    let inst = h
-        .sim
-        .runners()
-        .into_iter()
-        .find(|r| r.description.as_deref() == Some("inst"))
-        .unwrap();
+    let inst = h.runner_named("inst");
     h.sim
         .contact_runner(inst.id, Some("s_host00000001"))
         .unwrap();
@@ -416,17 +417,7 @@ fn tokens_close_to_expiry_are_rotated_and_the_new_one_written() {
     let h = Host::new(FLEET);
     h.sim.configure(|s| s.project_token_expiration = Some(7200));
     assert_eq!(h.run(&["apply", "--yes"]).code, 0);
-    let old: toml_edit::DocumentMut = h.config().parse().unwrap();
-    let old_token = |doc: &toml_edit::DocumentMut| {
-        doc["runners"]
-            .as_array_of_tables()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"].as_str() == Some("proj"))
-            .map(|t| t["token"].as_str().unwrap().to_string())
-            .unwrap()
-    };
-    let before = old_token(&old);
+    let before = h.token_of("proj");
     // Two hours left: inside a three-hour window, outside a one-hour one.
     let quiet = h.run(&["plan", "--rotate-within", "3600", "--detailed-exitcode"]);
     assert_eq!(quiet.code, 0, "{}", quiet.combined());
@@ -438,8 +429,7 @@ fn tokens_close_to_expiry_are_rotated_and_the_new_one_written() {
     );
     let out = h.run(&["apply", "--yes", "--rotate-within", "10800"]);
     assert_eq!(out.code, 0, "{}", out.combined());
-    let new: toml_edit::DocumentMut = h.config().parse().unwrap();
-    let after = old_token(&new);
+    let after = h.token_of("proj");
     assert_ne!(before, after);
     assert_eq!(
         h.sim.runner_for_token(&before),
@@ -459,12 +449,7 @@ fn tokens_close_to_expiry_are_rotated_and_the_new_one_written() {
 fn moving_a_runner_to_another_owner_replaces_it() {
     let h = Host::new(FLEET);
     assert_eq!(h.run(&["apply", "--yes"]).code, 0);
-    let old = h
-        .sim
-        .runners()
-        .into_iter()
-        .find(|r| r.description.as_deref() == Some("proj"))
-        .unwrap();
+    let old = h.runner_named("proj");
     h.declare(&FLEET.replace("    project \"acme/app\"\n", "    project \"acme/web\"\n"));
     let plan = h.run(&["plan"]);
     assert!(plan.stdout.contains("-/+ proj: replace"), "{}", plan.stdout);
@@ -490,22 +475,10 @@ fn moving_a_runner_to_another_owner_replaces_it() {
 fn a_token_the_runner_rotated_itself_is_respected() {
     let h = Host::new(FLEET);
     assert_eq!(h.run(&["apply", "--yes"]).code, 0);
-    let proj = h
-        .sim
-        .runners()
-        .into_iter()
-        .find(|r| r.description.as_deref() == Some("proj"))
-        .unwrap();
+    let proj = h.runner_named("proj");
     let token = h.sim.reset_runner_token(proj.id).unwrap();
     let cfg = h.config();
-    let doc: toml_edit::DocumentMut = cfg.parse().unwrap();
-    let old = doc["runners"]
-        .as_array_of_tables()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"].as_str() == Some("proj"))
-        .map(|t| t["token"].as_str().unwrap().to_string())
-        .unwrap();
+    let old = h.token_of("proj");
     let rotated = cfg.replace(&old, &token);
     std::fs::write(h.env.path().join("config.toml"), &rotated).unwrap();
     h.sim.clear_requests();
