@@ -40,16 +40,20 @@ pub struct Planned {
     pub online: Option<Online>,
 }
 
-/// Plans the whole desired state against the host, and against GitLab unless `offline`.
-pub fn make_plan(
-    cli: &Cli,
-    ui: &Ui,
-    offline: bool,
-    targets: &[String],
-    config_toml: Option<&std::path::Path>,
-    concurrency: usize,
-    rotate_within: u64,
-) -> Result<Planned, Exit> {
+/// How to plan: the flags `plan` and `apply` share.
+pub struct PlanOptions<'a> {
+    pub offline: bool,
+    pub targets: &'a [String],
+    /// config.toml named by a saved plan (overrides `--config-toml` and the KDL file).
+    pub config_toml: Option<&'a std::path::Path>,
+    pub concurrency: usize,
+    pub rotate_within: u64,
+    pub verify_tokens: bool,
+}
+
+/// Plans the whole desired state against the host, and against GitLab unless offline.
+pub fn make_plan(cli: &Cli, ui: &Ui, opts: &PlanOptions) -> Result<Planned, Exit> {
+    let offline = opts.offline;
     let refs = if offline {
         RefCheck::Settings
     } else {
@@ -60,16 +64,18 @@ pub fn make_plan(
         ui.problem(&p);
         Exit::Error
     };
-    let path: PathBuf = views::config_path(config_toml.or(cli.config_toml.as_deref()), &desired);
+    let path: PathBuf =
+        views::config_path(opts.config_toml.or(cli.config_toml.as_deref()), &desired);
     let views = views::gather_local(&desired, &path).map_err(fail)?;
     let online = if offline {
         None
     } else {
-        let mut online = connect(ui, &desired, &views, concurrency).map_err(fail)?;
+        let mut online =
+            connect(ui, &desired, &views, opts.concurrency, opts.verify_tokens).map_err(fail)?;
         online.remote.now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        online.remote.rotate_within = rotate_within as i64;
+        online.remote.rotate_within = opts.rotate_within as i64;
         Some(online)
     };
     let plan = plan::local::plan(&plan::local::Inputs {
@@ -79,7 +85,7 @@ pub fn make_plan(
         state_text: views.state_text.as_deref(),
         secrets: &views.secrets,
         remote: online.as_ref().map(|o| &o.remote),
-        targets,
+        targets: opts.targets,
     })
     .map_err(fail)?;
     Ok(Planned {
@@ -96,6 +102,7 @@ fn connect(
     d: &Desired,
     views: &LocalViews,
     concurrency: usize,
+    verify_tokens: bool,
 ) -> Result<Online, Problem> {
     let Some(g) = &d.gitlab else {
         return Err(
@@ -127,6 +134,22 @@ fn connect(
             q.adopt.push((r.name.value.clone(), views::resolve(d, t)?));
         }
     }
+    q.system_id = system_id(&views.local.path);
+    if verify_tokens {
+        for t in views.local.runners() {
+            let id = t
+                .get("id")
+                .and_then(toml_edit::Item::as_integer)
+                .unwrap_or(0);
+            let token = t
+                .get("token")
+                .and_then(toml_edit::Item::as_str)
+                .unwrap_or("");
+            if id > 0 && !token.is_empty() && !token.contains('$') {
+                q.check_tokens.push((id, token.to_string()));
+            }
+        }
+    }
     if ui.verbosity >= 1 {
         eprintln!(
             "Asking {} about {} runner(s)…",
@@ -147,6 +170,16 @@ fn connect(
         remote,
         runtime,
     })
+}
+
+/// gitlab-runner's id for this host, from `.runner_system_id` beside config.toml.
+fn system_id(config_toml: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(config_toml.parent()?.join(".runner_system_id")).ok()?;
+    let id = text.trim();
+    let valid = id.len() == 14
+        && (id.starts_with("s_") || id.starts_with("r_"))
+        && id[2..].chars().all(|c| c.is_ascii_alphanumeric());
+    valid.then(|| id.to_string())
 }
 
 /// A GitLab client and a runtime to drive it, from the gitlab node.

@@ -304,7 +304,16 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                         ));
                     } else {
                         changes.extend(gitlab::attr_changes(r, rr));
-                        if let Some(expires) = token_expiry(runner_table(&mut doc, i))
+                        if let Some((status, message)) = view.rejected.get(&id) {
+                            remote_action = Some((
+                                Action::Rotate,
+                                format!(
+                                    "runner {id} exists but GitLab rejects the entry's token \
+                                     ({status}: {message}); it was reset elsewhere, so a new \
+                                     token is issued for the same runner"
+                                ),
+                            ));
+                        } else if let Some(expires) = token_expiry(runner_table(&mut doc, i))
                             && expires - view.now < view.rotate_within
                         {
                             remote_action = Some((
@@ -524,6 +533,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         offline,
         config_toml: inp.local.path.display().to_string(),
         targets: inp.targets.to_vec(),
+        rotate_within: inp.remote.map_or(0, |v| v.rotate_within.max(0) as u64),
         runners: plans,
         globals,
         summary,
@@ -799,6 +809,23 @@ fn fingerprints(inp: &Inputs) -> Fingerprints {
         state: inp
             .state_text
             .map_or_else(|| "absent".to_string(), super::digest_text),
+        gitlab: inp.remote.map_or_else(
+            || "offline".to_string(),
+            |v| {
+                let seen = format!(
+                    "{:?}",
+                    (
+                        &v.namespaces,
+                        &v.runners,
+                        &v.verified,
+                        &v.unclaimed,
+                        &v.adopted,
+                        &v.rejected
+                    )
+                );
+                digest(&[seen.as_bytes()])
+            },
+        ),
     }
 }
 

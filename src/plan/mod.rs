@@ -129,6 +129,8 @@ pub struct Fingerprints {
     pub config_toml: String,
     /// runnerform's ownership record, or `absent`.
     pub state: String,
+    /// What GitLab said of every runner the plan is about, or `offline`.
+    pub gitlab: String,
 }
 
 /// The whole plan. Serialised, it is the document `plan --json` prints (see
@@ -143,6 +145,8 @@ pub struct Plan {
     pub config_toml: String,
     /// `--target` names the plan was limited to; empty for the whole file.
     pub targets: Vec<String>,
+    /// Tokens expiring within this many seconds are rotated (0 offline).
+    pub rotate_within: u64,
     pub runners: Vec<RunnerPlan>,
     /// Changes to config.toml's global keys.
     pub globals: Vec<Change>,

@@ -226,14 +226,15 @@ impl Client {
     }
 
     /// `POST /runners/verify`: whether a runner token is valid, and whose it is.
-    pub async fn verify(&self, token: &str) -> Result<i64, RemoteError> {
+    /// `system_id` is this host's (`.runner_system_id` beside config.toml), so the runner
+    /// manager GitLab records is the one gitlab-runner itself uses, not a `<legacy>` one.
+    pub async fn verify(&self, token: &str, system_id: Option<&str>) -> Result<i64, RemoteError> {
+        let mut body = json!({ "token": token });
+        if let Some(s) = system_id {
+            body["system_id"] = s.into();
+        }
         let a = self
-            .call(
-                Method::POST,
-                "/runners/verify",
-                &[],
-                Some(&json!({ "token": token })),
-            )
+            .call(Method::POST, "/runners/verify", &[], Some(&body))
             .await?;
         a.body
             .get("id")

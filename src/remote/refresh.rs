@@ -36,6 +36,8 @@ pub struct RemoteView {
     pub unclaimed: BTreeMap<String, Vec<i64>>,
     /// Runners declared with an existing token: what verifying it said, by declared name.
     pub adopted: BTreeMap<String, Result<i64, (u16, String)>>,
+    /// Entry tokens GitLab rejected although their runner exists (reset elsewhere), by id.
+    pub rejected: BTreeMap<i64, (u16, String)>,
     /// When the view was taken (Unix seconds), and how close to expiry a token is rotated.
     pub now: i64,
     pub rotate_within: i64,
@@ -71,6 +73,10 @@ pub struct Questions {
     pub intents: Vec<(String, String, String, String)>,
     /// Declared runners to adopt by token: (name, token).
     pub adopt: Vec<(String, String)>,
+    /// Entry tokens to check (`--verify-tokens`): (runner id, token).
+    pub check_tokens: Vec<(i64, String)>,
+    /// This host's gitlab-runner system id, sent with every verify.
+    pub system_id: Option<String>,
 }
 
 /// Why a refresh failed.
@@ -134,12 +140,13 @@ pub async fn refresh(
         }
     }
 
+    let system_id = q.system_id.clone();
     let mut verifies = tokio::task::JoinSet::new();
     for token in q.tokens {
-        let (c, sem) = (client.clone(), sem.clone());
+        let (c, sem, sid) = (client.clone(), sem.clone(), system_id.clone());
         verifies.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let r = c.verify(&token).await;
+            let r = c.verify(&token, sid.as_deref()).await;
             (token, r)
         });
     }
@@ -164,7 +171,7 @@ pub async fn refresh(
     }
 
     for (name, token) in q.adopt {
-        match client.verify(&token).await {
+        match client.verify(&token, system_id.as_deref()).await {
             Ok(id) => {
                 ids.push(id);
                 view.adopted.insert(name, Ok(id));
@@ -175,6 +182,24 @@ pub async fn refresh(
             Err(error) => {
                 return Err(RefreshError::Unanswered {
                     what: format!("verifying the token declared for {name}"),
+                    error,
+                });
+            }
+        }
+    }
+    for (id, token) in q.check_tokens {
+        match client.verify(&token, system_id.as_deref()).await {
+            Ok(_) => {}
+            Err(RemoteError::Definite {
+                status: status @ (401 | 403),
+                message,
+            }) => {
+                view.rejected.insert(id, (status, message));
+            }
+            Err(RemoteError::Definite { .. }) => {}
+            Err(error) => {
+                return Err(RefreshError::Unanswered {
+                    what: format!("verifying the token of runner {id}"),
                     error,
                 });
             }

@@ -488,3 +488,61 @@ fn a_token_the_runner_rotated_itself_is_respected() {
     assert_eq!(h.writes(), 0);
     assert_eq!(h.config(), rotated, "the runner's own token is kept");
 }
+
+#[test]
+fn a_token_reset_elsewhere_is_found_with_verify_tokens_and_replaced_for_the_same_runner() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let proj = h.runner_named("proj");
+    let dead = h.token_of("proj");
+    h.sim.reset_runner_token(proj.id).unwrap();
+    let plain = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plain.code, 0,
+        "without --verify-tokens only GET requests are sent"
+    );
+    let plan = h.run(&["plan", "--verify-tokens"]);
+    assert!(plan.stdout.contains("~ proj: rotate"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("reset elsewhere"), "{}", plan.stdout);
+    let out = h.run(&["apply", "--yes", "--verify-tokens"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    let fresh = h.token_of("proj");
+    assert_ne!(fresh, dead);
+    assert_eq!(
+        h.sim.runner_for_token(&fresh),
+        Some(proj.id),
+        "same runner, new token"
+    );
+    assert_eq!(h.sim.runners().len(), 5);
+    assert_eq!(
+        h.run(&["plan", "--verify-tokens", "--detailed-exitcode"])
+            .code,
+        0
+    );
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_gitlab_changed_since() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let inst = h.runner_named("inst");
+    h.declare(&FLEET.replace("tags \"a\" \"b\"", "tags \"a\" \"b\" \"c\""));
+    assert_eq!(h.run(&["plan", "--out", "tags.plan"]).code, 0);
+    h.sim
+        .edit_runner(
+            inst.id,
+            &RunnerEdit {
+                paused: Some(true),
+                ..RunnerEdit::default()
+            },
+        )
+        .unwrap();
+    let out = h.run(&["apply", "tags.plan"]);
+    assert_eq!(out.code, 1, "{}", out.combined());
+    assert!(
+        out.stderr.contains("GitLab's runners changed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(h.runner_named("inst").tag_list.len(), 2, "nothing applied");
+}

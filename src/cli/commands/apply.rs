@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply::apply_local;
-use crate::cli::planning::{Planned, make_plan};
+use crate::cli::planning::{PlanOptions, Planned, make_plan};
 use crate::cli::{Cli, Ui, plan_view};
 use crate::exit::Exit;
 
@@ -32,6 +32,11 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     pub rotate_within: u64,
 
+    /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens
+    /// reset elsewhere. Off by default because GitLab records a runner manager for each check.
+    #[arg(long)]
+    pub verify_tokens: bool,
+
     /// Seconds to wait for another runnerform that is applying to the same config.toml
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub lock_timeout: u64,
@@ -50,11 +55,14 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
         None => match make_plan(
             cli,
             ui,
-            args.offline,
-            &args.targets,
-            None,
-            args.concurrency,
-            args.rotate_within,
+            &PlanOptions {
+                offline: args.offline,
+                targets: &args.targets,
+                config_toml: None,
+                concurrency: args.concurrency,
+                rotate_within: args.rotate_within,
+                verify_tokens: args.verify_tokens,
+            },
         ) {
             Ok(p) => (p, false),
             Err(e) => return e,
@@ -190,11 +198,14 @@ fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, 
     let planned = make_plan(
         cli,
         ui,
-        saved.offline,
-        &saved.targets,
-        Some(&saved_path),
-        8,
-        86_400,
+        &PlanOptions {
+            offline: saved.offline,
+            targets: &saved.targets,
+            config_toml: Some(&saved_path),
+            concurrency: 8,
+            rotate_within: saved.rotate_within,
+            verify_tokens: false,
+        },
     )?;
     let now = &planned.plan.fingerprints;
     let mut changed = Vec::new();
@@ -209,6 +220,9 @@ fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, 
     }
     if now.state != saved.fingerprints.state {
         changed.push("the ownership record".into());
+    }
+    if now.gitlab != saved.fingerprints.gitlab {
+        changed.push("GitLab's runners".into());
     }
     if !changed.is_empty() {
         eprintln!(
@@ -229,5 +243,6 @@ struct SavedPlan {
     offline: bool,
     config_toml: String,
     targets: Vec<String>,
+    rotate_within: u64,
     fingerprints: crate::plan::Fingerprints,
 }

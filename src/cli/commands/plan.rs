@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::planning::make_plan;
+use crate::cli::planning::{PlanOptions, make_plan};
 use crate::cli::{Cli, Ui, plan_view};
 use crate::exit::Exit;
 
@@ -40,17 +40,25 @@ pub struct Args {
     /// Rotate runner tokens that expire within this many seconds (default: one day)
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     pub rotate_within: u64,
+
+    /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens
+    /// reset elsewhere. Off by default because GitLab records a runner manager for each check.
+    #[arg(long)]
+    pub verify_tokens: bool,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
     let planned = match make_plan(
         cli,
         ui,
-        args.offline,
-        &args.targets,
-        None,
-        args.concurrency,
-        args.rotate_within,
+        &PlanOptions {
+            offline: args.offline,
+            targets: &args.targets,
+            config_toml: None,
+            concurrency: args.concurrency,
+            rotate_within: args.rotate_within,
+            verify_tokens: args.verify_tokens,
+        },
     ) {
         Ok(p) => p,
         Err(e) => return e,
