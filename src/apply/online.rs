@@ -221,6 +221,33 @@ fn create(cx: &Context, path: &Path, r: &Runner, url: &str) -> Result<Credential
             .block_on(cx.client.reset_token(id))
             .map_err(|e| remote_problem(&format!("taking over runner {id} for {name}"), e));
     }
+    if let Some(reg) = &r.body.registration_token {
+        let mut body = gitlab::attributes(r);
+        body.insert(
+            "token".into(),
+            crate::views::resolve(cx.desired, reg)?.into(),
+        );
+        return cx
+            .runtime
+            .block_on(cx.client.register_legacy(&serde_json::Value::Object(body)))
+            .map_err(|e| match e.status() {
+                Some(410) => Problem::error(
+                    "legacy_registration_disabled",
+                    format!("GitLab refuses registration tokens (410 Gone) for {name}"),
+                )
+                .help(
+                    "GitLab 17.0 and later disable the legacy workflow by default: remove \
+                     registration_token and give the gitlab node an access token with the \
+                     create_runner scope, so runnerform registers with POST /user/runners",
+                ),
+                Some(403) => Problem::error(
+                    "legacy_registration",
+                    format!("GitLab rejects the registration token of {name} (403)"),
+                )
+                .help("check the token under the scope's CI/CD settings, Runners"),
+                _ => remote_problem(&format!("registering {name}"), e),
+            });
+    }
     let body = gitlab::create_body(r, cx.remote).ok_or_else(|| {
         Problem::error(
             "gitlab",

@@ -58,6 +58,11 @@ pub(super) fn check(d: &Desired, refs: RefCheck, problems: &mut Problems) {
             secrets.extend(&g.token);
         }
         secrets.extend(d.runners.iter().filter_map(|r| r.body.token.as_ref()));
+        secrets.extend(
+            d.runners
+                .iter()
+                .filter_map(|r| r.body.registration_token.as_ref()),
+        );
     }
     collect_secrets(&d.config.globals, &mut secrets);
     for r in &d.runners {
@@ -107,7 +112,11 @@ fn check_runner(
         Some(_) => {}
     }
     // A rejected token or scope node was already reported; "no scope" would only repeat it.
-    if b.scope.is_none() && b.token.is_none() && !problems.has_errors() {
+    if b.scope.is_none()
+        && b.token.is_none()
+        && b.registration_token.is_none()
+        && !problems.has_errors()
+    {
         problems.push(
             Problem::error(
                 "no_scope",

@@ -793,6 +793,7 @@ fn decode_body(cx: &mut Cx, node: &KdlNode, kind: BodyKind) -> RunnerBody {
                     body.token = t;
                 }
             }
+            "registration_token" => body.registration_token = token_ref(cx, child, r),
             "renamed_from" => {
                 let v = one_string(cx, child, r);
                 if kind != BodyKind::Runner && v.is_some() {

@@ -24,6 +24,7 @@ impl RunnerBody {
         pick(&mut self.maintenance_note, &over.maintenance_note);
         pick(&mut self.token, &over.token);
         pick(&mut self.renamed_from, &over.renamed_from);
+        pick(&mut self.registration_token, &over.registration_token);
         self.settings.merge_from(&over.settings);
     }
 }

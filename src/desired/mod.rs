@@ -186,6 +186,8 @@ pub struct RunnerBody {
     pub token: Option<SecretRef>,
     /// The name this runner had before; a rename keeps the registration.
     pub renamed_from: Option<Spanned<String>>,
+    /// A legacy registration token: register with `POST /runners` instead of the new workflow.
+    pub registration_token: Option<SecretRef>,
     /// Keys of the runner's `[[runners]]` entry in config.toml.
     pub settings: Table,
 }

@@ -222,6 +222,14 @@ pub const NODES: &[NodeDef] = &[
     ),
     def(
         Runner,
+        "registration_token",
+        r#"registration_token env="GITLAB_REGISTRATION_TOKEN""#,
+        "Register with a legacy registration token (`POST /runners`) instead of the new \
+         workflow, for GitLab versions before 16.0. GitLab 17.0 and later disable it by default \
+         (410 Gone). By reference only; may be shared through `defaults` or a template.",
+    ),
+    def(
+        Runner,
         "renamed_from",
         r#"renamed_from "old-name""#,
         "The runner's previous name: the existing registration is kept and renamed, not \

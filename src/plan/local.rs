@@ -725,6 +725,12 @@ fn missing_runner(r: &Runner, managed: Option<&Managed>, offline: bool) -> Runne
                 m.name, m.id
             ),
         ),
+        (None, _) if r.body.registration_token.is_some() => (
+            Action::Create,
+            "declared, not in config.toml: registered with its registration token (the legacy \
+             workflow)"
+                .to_string(),
+        ),
         (None, _) => (
             Action::Create,
             "declared, not in config.toml and not registered by runnerform".to_string(),

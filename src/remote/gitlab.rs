@@ -162,6 +162,27 @@ impl Client {
         credentials(&a.body)
     }
 
+    /// `POST /runners`: the legacy workflow with a registration token. 410 means GitLab has
+    /// registration tokens disabled (the default since 17.0).
+    pub async fn register_legacy(&self, body: &Value) -> Result<Credentials, RemoteError> {
+        let a = self
+            .call_once(Method::POST, "/runners", &[], Some(body))
+            .await?;
+        credentials(&a.body)
+    }
+
+    /// `DELETE /runners` with the runner's own token, for entries that have no id.
+    pub async fn delete_by_token(&self, token: &str) -> Result<(), RemoteError> {
+        self.call(
+            Method::DELETE,
+            "/runners",
+            &[],
+            Some(&json!({ "token": token })),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `POST /runners/:id/reset_authentication_token`: a new token for an existing runner.
     pub async fn reset_token(&self, id: i64) -> Result<Credentials, RemoteError> {
         let a = self

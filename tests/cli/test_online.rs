@@ -38,12 +38,16 @@ runner "proj2" {
 
 impl Host {
     fn new(body: &str) -> Host {
+        Host::with(SimOptions::default(), body)
+    }
+
+    fn with(opts: SimOptions, body: &str) -> Host {
         // Without a config node runnerform uses gitlab-runner's default path: as root, /etc.
         assert!(
             body.contains("config \""),
             "a test must name its own config.toml"
         );
-        let sim = Simulator::start(SimOptions::default()).unwrap();
+        let sim = Simulator::start(opts).unwrap();
         let env = TestEnvironment::new();
         env.write("gitlab-token", &sim.admin_token());
         let h = Host { env, sim };
@@ -545,4 +549,42 @@ fn a_saved_plan_is_refused_when_gitlab_changed_since() {
         out.stderr
     );
     assert_eq!(h.runner_named("inst").tag_list.len(), 2, "nothing applied");
+}
+
+const LEGACY: &str = "config \"config.toml\"\nrunner \"old-style\" {\n    registration_token env=\"REG_TOKEN\"\n    executor \"shell\"\n    tags \"legacy\"\n}\n";
+
+#[test]
+fn a_legacy_registration_token_registers_where_gitlab_still_allows_it() {
+    let mut h = Host::with(
+        SimOptions {
+            legacy_registration: true,
+            ..SimOptions::default()
+        },
+        LEGACY,
+    );
+    let reg = h
+        .sim
+        .registration_token(runnerform::sim::RegistrationScope::Project(1001))
+        .unwrap();
+    h.env.set_env("REG_TOKEN", &reg);
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    let r = h.runner_named("old-style");
+    assert_eq!(r.runner_type, "project_type");
+    assert_eq!(r.tag_list, ["legacy"]);
+    assert_eq!(h.sim.runner_for_token(&h.token_of("old-style")), Some(r.id));
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn a_gone_legacy_workflow_is_explained_and_nothing_is_written() {
+    let mut h = Host::new(LEGACY);
+    h.env.set_env("REG_TOKEN", "GR1348941notvalidanywhere");
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 1, "{}", out.combined());
+    assert!(out.stderr.contains("410 Gone"), "{}", out.stderr);
+    assert!(out.stderr.contains("create_runner"), "{}", out.stderr);
+    assert!(!out.combined().contains("notvalidanywhere"));
+    assert_eq!(h.sim.runners().len(), 0);
+    assert!(!h.config().contains("[[runners]]"));
 }
