@@ -101,6 +101,7 @@ fn main() {
             secrets: &v.secrets,
             remote: None,
             targets: &[],
+            delete_unmanaged: false,
         })
         .unwrap();
         planning.push(t.elapsed());

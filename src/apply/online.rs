@@ -142,6 +142,13 @@ pub fn apply_online(
             (Action::Delete, _) => {
                 if let Some(id) = rp.id {
                     delete(cx, id)?;
+                } else if let Some(token) = entry_token(&current(path)?, rp) {
+                    // An entry without id (registered with an old gitlab-runner): its token is
+                    // the only handle GitLab offers.
+                    match cx.runtime.block_on(cx.client.delete_by_token(&token)) {
+                        Ok(()) | Err(RemoteError::Definite { status: 403, .. }) => {}
+                        Err(e) => return Err(remote_problem(&format!("deleting {}", rp.name), e)),
+                    }
                 }
                 let mut doc = current(path)?;
                 if remove_entry(&mut doc, rp) {
@@ -165,6 +172,7 @@ pub fn apply_online(
         secrets: cx.secrets,
         remote: None,
         targets: &plan.targets,
+        delete_unmanaged: false,
     })?;
     let last = write_planned(&rest)?;
     applied.config_written |= last.config_written;
@@ -373,6 +381,15 @@ fn entry_index(doc: &DocumentMut, rp: &RunnerPlan) -> Option<usize> {
                     .is_some_and(|n| names.contains(&n))
             })
         })
+}
+
+fn entry_token(doc: &DocumentMut, rp: &RunnerPlan) -> Option<String> {
+    let i = entry_index(doc, rp)?;
+    let t = doc.get("runners")?.as_array_of_tables()?.get(i)?;
+    t.get("token")
+        .and_then(Item::as_str)
+        .filter(|t| !t.is_empty() && !t.contains('$'))
+        .map(str::to_string)
 }
 
 fn find_entry<'d>(doc: &'d mut DocumentMut, rp: &RunnerPlan) -> Option<&'d mut toml_edit::Table> {

@@ -49,6 +49,7 @@ pub struct PlanOptions<'a> {
     pub concurrency: usize,
     pub rotate_within: u64,
     pub verify_tokens: bool,
+    pub delete_unmanaged: bool,
 }
 
 /// Plans the whole desired state against the host, and against GitLab unless offline.
@@ -86,6 +87,7 @@ pub fn make_plan(cli: &Cli, ui: &Ui, opts: &PlanOptions) -> Result<Planned, Exit
         secrets: &views.secrets,
         remote: online.as_ref().map(|o| &o.remote),
         targets: opts.targets,
+        delete_unmanaged: opts.delete_unmanaged,
     })
     .map_err(fail)?;
     Ok(Planned {

@@ -29,6 +29,8 @@ pub struct Inputs<'a> {
     pub remote: Option<&'a RemoteView>,
     /// Limit the plan to these runners (names, or the base name of `count=` replicas).
     pub targets: &'a [String],
+    /// Delete entries runnerform does not manage instead of leaving them alone.
+    pub delete_unmanaged: bool,
 }
 
 /// A config.toml entry, as far as matching needs it.
@@ -470,18 +472,31 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             });
         }
     }
-    remove.sort_unstable();
-    if let Some(Item::ArrayOfTables(a)) = doc.get_mut("runners") {
-        for i in remove.iter().rev() {
-            a.remove(*i);
-        }
-        if a.is_empty() {
-            doc.remove("runners");
-        }
-    }
-
     for (i, e) in entries.iter().enumerate() {
         if claimed[i] || !inp.targets.is_empty() {
+            continue;
+        }
+        if inp.delete_unmanaged {
+            remove.push(i);
+            if offline && e.id > 0 {
+                new_state.pending_deletes.push(Managed {
+                    name: e.name.clone(),
+                    url: e.url.clone(),
+                    id: e.id,
+                    scope: None,
+                });
+            }
+            plans.push(RunnerPlan {
+                name: e.name.clone(),
+                action: Action::Delete,
+                reason: "not declared and not managed by runnerform; deleted because of \
+                         --delete-unmanaged"
+                    .into(),
+                pending: false,
+                previous_name: None,
+                id: (e.id > 0).then_some(e.id),
+                changes: Vec::new(),
+            });
             continue;
         }
         plans.push(RunnerPlan {
@@ -494,6 +509,15 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             id: (e.id > 0).then_some(e.id),
             changes: Vec::new(),
         });
+    }
+    remove.sort_unstable();
+    if let Some(Item::ArrayOfTables(a)) = doc.get_mut("runners") {
+        for i in remove.iter().rev() {
+            a.remove(*i);
+        }
+        if a.is_empty() {
+            doc.remove("runners");
+        }
     }
 
     let old_text = inp.local.text();
@@ -534,6 +558,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         config_toml: inp.local.path.display().to_string(),
         targets: inp.targets.to_vec(),
         rotate_within: inp.remote.map_or(0, |v| v.rotate_within.max(0) as u64),
+        delete_unmanaged: inp.delete_unmanaged,
         runners: plans,
         globals,
         summary,

@@ -147,6 +147,8 @@ pub struct Plan {
     pub targets: Vec<String>,
     /// Tokens expiring within this many seconds are rotated (0 offline).
     pub rotate_within: u64,
+    /// Entries runnerform does not manage are deleted (`--delete-unmanaged`).
+    pub delete_unmanaged: bool,
     pub runners: Vec<RunnerPlan>,
     /// Changes to config.toml's global keys.
     pub globals: Vec<Change>,

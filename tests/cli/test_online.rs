@@ -588,3 +588,54 @@ fn a_gone_legacy_workflow_is_explained_and_nothing_is_written() {
     assert_eq!(h.sim.runners().len(), 0);
     assert!(!h.config().contains("[[runners]]"));
 }
+
+#[test]
+fn unmanaged_runners_are_left_alone_unless_delete_unmanaged_is_given() {
+    let h = Host::new(FLEET);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runnerform::remote::Client::new(&runnerform::remote::ClientOptions {
+        token: Some(h.sim.admin_token()),
+        ..runnerform::remote::ClientOptions::new(&h.sim.url())
+    })
+    .unwrap();
+    let made = |d: &str| {
+        rt.block_on(client.create_runner(&serde_json::json!({
+            "runner_type": "instance_type", "description": d
+        })))
+        .unwrap()
+    };
+    let (a, b) = (made("by-hand-a"), made("by-hand-b"));
+    h.env.write(
+        "config.toml",
+        &format!(
+            "[[runners]]\n  name = \"by-hand-a\"\n  url = \"{url}\"\n  id = {}\n  token = \"{}\"\n  executor = \"shell\"\n\n[[runners]]\n  name = \"by-hand-b\"\n  url = \"{url}\"\n  token = \"{}\"\n  executor = \"shell\"\n",
+            a.id,
+            a.token,
+            b.token,
+            url = h.sim.url()
+        ),
+    );
+    let plan = h.run(&["plan"]);
+    assert!(
+        plan.stdout.contains("? by-hand-a: unmanaged"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    assert_eq!(h.sim.runners().len(), 7, "five created, two left alone");
+    assert!(h.config().contains("by-hand-b"));
+
+    let plan = h.run(&["plan", "--delete-unmanaged"]);
+    assert!(
+        plan.stdout.contains("- by-hand-a: delete"),
+        "{}",
+        plan.stdout
+    );
+    let out = h.run(&["apply", "--yes", "--delete-unmanaged"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    assert_eq!(h.sim.runners().len(), 5, "both deleted, by id and by token");
+    assert!(!h.config().contains("by-hand"));
+}

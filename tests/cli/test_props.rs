@@ -164,7 +164,7 @@ proptest! {
         let local0 = view(&text);
         let state0 = State { format: 1, ..State::default() };
         let p1 = plan(&Inputs { desired: &d, local: &local0, state: &state0, state_text: None,
-            secrets: &secrets, remote: None, targets: &[] }).unwrap();
+            secrets: &secrets, remote: None, targets: &[], delete_unmanaged: false }).unwrap();
         let text1 = p1.new_config.clone().unwrap_or_else(|| text.clone());
         let state1 = p1.new_state.clone().unwrap_or(state0.clone());
         let state1_text = state1.to_json();
@@ -206,7 +206,7 @@ proptest! {
 
         // Planning again changes nothing.
         let p2 = plan(&Inputs { desired: &d, local: &local1, state: &state1,
-            state_text: Some(&state1_text), secrets: &secrets, remote: None, targets: &[] }).unwrap();
+            state_text: Some(&state1_text), secrets: &secrets, remote: None, targets: &[], delete_unmanaged: false }).unwrap();
         prop_assert!(p2.new_config.is_none(), "second plan rewrites config.toml:\n{}", p2.diff);
         prop_assert!(p2.new_state.is_none());
         prop_assert!(p2.globals.is_empty());

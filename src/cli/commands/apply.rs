@@ -37,6 +37,11 @@ pub struct Args {
     #[arg(long)]
     pub verify_tokens: bool,
 
+    /// Delete runners in config.toml that are neither declared nor managed by runnerform (on
+    /// GitLab too), instead of leaving them alone
+    #[arg(long)]
+    pub delete_unmanaged: bool,
+
     /// Seconds to wait for another runnerform that is applying to the same config.toml
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub lock_timeout: u64,
@@ -62,6 +67,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
                 concurrency: args.concurrency,
                 rotate_within: args.rotate_within,
                 verify_tokens: args.verify_tokens,
+                delete_unmanaged: args.delete_unmanaged,
             },
         ) {
             Ok(p) => (p, false),
@@ -205,6 +211,7 @@ fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, 
             concurrency: 8,
             rotate_within: saved.rotate_within,
             verify_tokens: false,
+            delete_unmanaged: saved.delete_unmanaged,
         },
     )?;
     let now = &planned.plan.fingerprints;
@@ -244,5 +251,6 @@ struct SavedPlan {
     config_toml: String,
     targets: Vec<String>,
     rotate_within: u64,
+    delete_unmanaged: bool,
     fingerprints: crate::plan::Fingerprints,
 }

@@ -45,6 +45,11 @@ pub struct Args {
     /// reset elsewhere. Off by default because GitLab records a runner manager for each check.
     #[arg(long)]
     pub verify_tokens: bool,
+
+    /// Delete runners in config.toml that are neither declared nor managed by runnerform (on
+    /// GitLab too), instead of leaving them alone
+    #[arg(long)]
+    pub delete_unmanaged: bool,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
@@ -58,6 +63,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             concurrency: args.concurrency,
             rotate_within: args.rotate_within,
             verify_tokens: args.verify_tokens,
+            delete_unmanaged: args.delete_unmanaged,
         },
     ) {
         Ok(p) => p,
