@@ -64,7 +64,7 @@ pub fn apply_online(
                 let mut doc = current(path)?;
                 let entry = find_entry(&mut doc, rp)
                     .ok_or_else(|| gone_entry(&rp.name, &plan.config_toml))?;
-                for (k, v) in identity(&r.name.value, &url, &creds).into_iter().skip(2) {
+                for (k, v) in identity(&r.name.value, &url, &creds).into_iter().skip(1) {
                     if let Item::Value(v) = v {
                         set_scalar(entry, k, v);
                     }

@@ -232,12 +232,14 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                 action: Action::Replace,
                 reason: format!(
                     "registered with {}, declared for {url}: a runner cannot move between GitLab \
-                     instances, so a new one is registered and the old one deleted",
-                    e.url
+                     instances, so a new one is registered on {url}; the old one stays on {} \
+                     until you delete it there",
+                    e.url, e.url
                 ),
                 pending: offline,
                 previous_name: old_name.map(str::to_string),
-                id: (e.id > 0).then_some(e.id),
+                // The old id belongs to another GitLab: it must never be sent to this one.
+                id: None,
                 changes: Vec::new(),
             });
             if let Some(m) = managed {

@@ -639,3 +639,35 @@ fn unmanaged_runners_are_left_alone_unless_delete_unmanaged_is_given() {
     assert_eq!(h.sim.runners().len(), 5, "both deleted, by id and by token");
     assert!(!h.config().contains("by-hand"));
 }
+
+#[test]
+fn moving_to_another_gitlab_registers_anew_and_never_sends_the_old_id() {
+    let h = Host::new(
+        "config \"config.toml\"\nrunner \"inst\" {\n    instance\n    executor \"shell\"\n}\n",
+    );
+    h.env.write(
+        "config.toml",
+        "[[runners]]\n  name = \"inst\"\n  url = \"https://old-gitlab.example.com\"\n  id = 1\n  token = \"glrt-t1_OldGitLabOldGitLabOldGit\"\n  executor = \"shell\"\n",
+    );
+    let plan = h.run(&["plan"]);
+    assert!(plan.stdout.contains("-/+ inst: replace"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("stays on https://old-gitlab.example.com"),
+        "{}",
+        plan.stdout
+    );
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    assert!(
+        !h.sim.requests().iter().any(|r| r.method == "DELETE"),
+        "the old id is another GitLab's"
+    );
+    let cfg = h.config();
+    assert!(cfg.contains(&format!("url = \"{}\"", h.sim.url())), "{cfg}");
+    assert_eq!(
+        h.sim.runner_for_token(&h.token_of("inst")),
+        Some(h.runner_named("inst").id)
+    );
+    assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
