@@ -671,3 +671,94 @@ fn moving_to_another_gitlab_registers_anew_and_never_sends_the_old_id() {
     );
     assert_eq!(h.run(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+/// Every endpoint runnerform calls, with every kind of transient failure: apply succeeds
+/// after retries or stops with a clear error; it never deletes what it should not, never
+/// registers twice, and the next apply converges.
+#[test]
+fn faults_on_every_endpoint_never_delete_or_duplicate_and_a_rerun_converges() {
+    let endpoints: &[(&str, &str)] = &[
+        ("GET", "/api/v4/personal_access_tokens/self"),
+        ("GET", "/api/v4/groups/*"),
+        ("GET", "/api/v4/projects/*"),
+        ("GET", "/api/v4/runners/*"),
+        ("POST", "/api/v4/user/runners"),
+        ("PUT", "/api/v4/runners/*"),
+        ("DELETE", "/api/v4/runners/*"),
+    ];
+    let faults = [
+        FaultKind::Status { status: 500 },
+        FaultKind::Status { status: 502 },
+        FaultKind::RateLimited { retry_after: 1 },
+        FaultKind::Drop,
+    ];
+    let changed = FLEET
+        .replace("tags \"a\" \"b\"", "tags \"a\" \"c\"")
+        .replace(
+            "runner \"proj2\" {\n    project 1001\n    description \"by id\"\n}\n",
+            "",
+        )
+        + "runner \"extra\" {\n    group \"acme\"\n}\n";
+    for (method, path) in endpoints {
+        for fault in &faults {
+            let what = format!("{method} {path} {fault:?}");
+            let h = Host::new(FLEET);
+            assert_eq!(h.run(&["apply", "--yes"]).code, 0, "{what}: setup");
+            h.declare(&changed);
+            // Registering is never repeated after a 5xx (GitLab may have acted), so one
+            // failure is all a POST sees.
+            let times = if matches!(fault, FaultKind::Status { .. }) && *method != "POST" {
+                2
+            } else {
+                1
+            };
+            h.sim
+                .inject(Fault::new(path, fault.clone()).method(method).times(times));
+            let out = h.run(&["apply", "--yes"]);
+            assert!(h.sim.faults().is_empty(), "{what}: the fault was never hit");
+            if out.code != 0 {
+                assert_eq!(out.code, 1, "{what}: {}", out.combined());
+                assert!(
+                    out.stderr.contains("×"),
+                    "{what}: unclear failure {}",
+                    out.stderr
+                );
+            }
+            let names: Vec<String> = h
+                .sim
+                .runners()
+                .iter()
+                .filter_map(|r| r.description.clone())
+                .collect();
+            for n in ["inst", "grp-1", "grp-2", "proj"] {
+                assert_eq!(
+                    names.iter().filter(|x| *x == n).count(),
+                    1,
+                    "{what}: {n} deleted or duplicated: {names:?}"
+                );
+            }
+            assert!(
+                names.iter().filter(|x| *x == "extra").count() <= 1,
+                "{what}"
+            );
+            h.sim.clear_faults();
+            let again = h.run(&["apply", "--yes"]);
+            assert_eq!(again.code, 0, "{what}: rerun {}", again.combined());
+            let plan = h.run(&["plan", "--detailed-exitcode"]);
+            assert_eq!(plan.code, 0, "{what}: not converged {}", plan.combined());
+            let names: Vec<String> = h
+                .sim
+                .runners()
+                .iter()
+                .filter_map(|r| r.description.clone())
+                .collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(
+                sorted,
+                ["extra", "grp-1", "grp-2", "inst", "proj"],
+                "{what}: {names:?}"
+            );
+        }
+    }
+}
