@@ -762,3 +762,20 @@ fn faults_on_every_endpoint_never_delete_or_duplicate_and_a_rerun_converges() {
         }
     }
 }
+
+/// HTTP_PROXY is honoured: GitLab's name does not even resolve here, only the proxy (the
+/// simulator itself, answering absolute-form requests) is reachable.
+#[test]
+fn the_proxy_from_the_environment_is_used() {
+    let sim = Simulator::start(SimOptions::default()).unwrap();
+    let mut env = TestEnvironment::new();
+    env.write("gitlab-token", &sim.admin_token());
+    env.write(
+        "runners.kdl",
+        "gitlab \"http://gitlab.invalid\" {\n    token file=\"gitlab-token\"\n}\nconfig \"config.toml\"\nrunner \"via-proxy\" {\n    instance\n    executor \"shell\"\n}\n",
+    );
+    env.set_env("HTTP_PROXY", &sim.url());
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    assert_eq!(sim.runners().len(), 1);
+}
