@@ -193,7 +193,16 @@ pub fn client_for(
     let token = views::resolve(d, token_ref)?;
     let client = Client::new(&ClientOptions {
         token: Some(token),
-        ca_file: g.ca_file.as_ref().map(|c| c.value.clone()),
+        // Relative to the KDL file, like secret files.
+        ca_file: g.ca_file.as_ref().map(|c| {
+            let base = d
+                .sources
+                .get(c.loc.file)
+                .path
+                .parent()
+                .map(|p| p.to_path_buf());
+            base.unwrap_or_default().join(&c.value)
+        }),
         timeout: Duration::from_secs(g.timeout.as_ref().map_or(30, |t| t.value)),
         ..ClientOptions::new(&g.url.value)
     })

@@ -170,6 +170,13 @@ impl Client {
                         return self.answer(resp).await;
                     }
                 }
+                Err(e) if untrusted_certificate(&e) => {
+                    return Err(RemoteError::Setup(format!(
+                        "GitLab's TLS certificate is not trusted ({}): if a private CA signed \
+                         it, add ca_file \"/path/to/ca.pem\" to the gitlab node",
+                        chain(&e)
+                    )));
+                }
                 Err(e) => (None, describe(&e), e.is_connect()),
             };
             if attempt >= self.retry.attempts || !(repeatable || safe) {
@@ -270,6 +277,29 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        out.push(err.to_string());
+        cur = err.source();
+    }
+    out.last().cloned().unwrap_or_default()
+}
+
+/// A certificate that does not verify will not verify on a retry either.
+fn untrusted_certificate(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("unknownissuer") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn describe(e: &reqwest::Error) -> String {

@@ -779,3 +779,82 @@ fn the_proxy_from_the_environment_is_used() {
     assert_eq!(out.code, 0, "{}", out.combined());
     assert_eq!(sim.runners().len(), 1);
 }
+
+/// GitLab behind TLS signed by a private CA: trusted with `ca_file`, refused without it.
+#[test]
+fn a_private_ca_is_trusted_only_through_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls;
+
+    let sim = Simulator::start(SimOptions::default()).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let srv_key = KeyPair::generate().unwrap();
+    let srv_cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&srv_key, &issuer)
+        .unwrap();
+
+    // A TLS front for the simulator, on its own runtime and port.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![srv_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(srv_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let backend = sim.url().trim_start_matches("http://").to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap().port()).unwrap();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, backend) = (acceptor.clone(), backend.clone());
+                tokio::spawn(async move {
+                    let Ok(mut front) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut back) = tokio::net::TcpStream::connect(backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut front, &mut back).await;
+                });
+            }
+        });
+    });
+    let port = rx.recv().unwrap();
+
+    let env = TestEnvironment::new();
+    env.write("gitlab-token", &sim.admin_token());
+    env.write("ca.pem", &ca_cert.pem());
+    let kdl = |ca: &str| {
+        format!(
+            "gitlab \"https://localhost:{port}\" {{\n    token file=\"gitlab-token\"\n{ca}}}\nconfig \"config.toml\"\nrunner \"tls\" {{\n    instance\n    executor \"shell\"\n}}\n"
+        )
+    };
+    env.write("runners.kdl", &kdl(""));
+    let refused = env.run(&["plan"]);
+    assert_eq!(refused.code, 1, "{}", refused.combined());
+    assert!(
+        refused.stderr.contains("cannot use the access token"),
+        "{}",
+        refused.stderr
+    );
+    env.write("runners.kdl", &kdl("    ca_file \"ca.pem\"\n"));
+    let out = env.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 0, "{}", out.combined());
+    assert_eq!(sim.runners().len(), 1);
+}
