@@ -276,7 +276,22 @@ fn create(cx: &Context, path: &Path, r: &Runner, url: &str) -> Result<Credential
     })?;
     cx.runtime
         .block_on(cx.client.create_runner(&body))
-        .map_err(|e| remote_problem(&format!("registering {name}"), e))
+        .map_err(|e| match e.status() {
+            Some(403) => Problem::error(
+                "gitlab_role",
+                format!("GitLab does not let this token register {name}: {e}"),
+            )
+            .help(match r.body.scope.as_ref().map(|s| &s.value) {
+                Some(crate::desired::Scope::Instance) => {
+                    "instance runners need an administrator's token"
+                }
+                Some(crate::desired::Scope::Group(_)) => {
+                    "group runners need the Owner role in the group"
+                }
+                _ => "project runners need the Maintainer role (or higher) in the project",
+            }),
+            _ => remote_problem(&format!("registering {name}"), e),
+        })
 }
 
 fn list_path(body: &serde_json::Value) -> String {

@@ -160,7 +160,7 @@ fn connect(
         );
     }
     let remote = runtime.block_on(async {
-        check_token(&client, &g.url.value).await?;
+        check_token(&client, &g.url.value, !q.namespaces.is_empty()).await?;
         refresh(&client, q, concurrency).await.map_err(|e| {
             Problem::error("gitlab", e.to_string()).help(
                 "nothing was planned or changed: runnerform acts only on definite answers from GitLab; try again",
@@ -214,7 +214,8 @@ pub fn client_for(
     Ok((client, runtime))
 }
 
-async fn check_token(client: &Client, url: &str) -> Result<(), Problem> {
+/// `needs_read`: group or project paths must be resolved to ids, which takes `read_api`.
+async fn check_token(client: &Client, url: &str, needs_read: bool) -> Result<(), Problem> {
     let info = client.token_info().await.map_err(|e| {
         let help = match e.status() {
             Some(401) => "the token is unknown, expired or revoked: create a new one",
@@ -230,8 +231,9 @@ async fn check_token(client: &Client, url: &str) -> Result<(), Problem> {
     let missing: Vec<&str> = if has("api") {
         Vec::new()
     } else {
-        ["create_runner", "manage_runner"]
+        ["create_runner", "manage_runner", "read_api"]
             .into_iter()
+            .filter(|s| *s != "read_api" || needs_read)
             .filter(|s| !has(s))
             .collect()
     };
@@ -241,7 +243,7 @@ async fn check_token(client: &Client, url: &str) -> Result<(), Problem> {
             if info.active {
                 format!(
                     "the access token lacks the {} scope{}",
-                    missing.join(" and "),
+                    missing.join(", "),
                     if missing.len() > 1 { "s" } else { "" }
                 )
             } else {
@@ -249,7 +251,7 @@ async fn check_token(client: &Client, url: &str) -> Result<(), Problem> {
             },
         )
         .help(format!(
-            "runnerform needs a token with the api scope, or with create_runner and manage_runner (it has: {})",
+            "runnerform needs a token with the api scope, or with create_runner and manage_runner (and read_api to look up groups and projects by path; or name them by id) (it has: {})",
             info.scopes.join(", ")
         )));
     }

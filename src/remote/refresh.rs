@@ -97,7 +97,14 @@ impl std::fmt::Display for RefreshError {
         match self {
             RefreshError::UnknownNamespace { kind, path, error } => {
                 let kind = kind.trim_end_matches('s');
-                write!(f, "{kind} {path} cannot be found on GitLab ({error})")
+                if error.status() == Some(403) {
+                    write!(
+                        f,
+                        "{kind} {path} cannot be read with this access token ({error})"
+                    )
+                } else {
+                    write!(f, "{kind} {path} cannot be found on GitLab ({error})")
+                }
             }
             RefreshError::Unanswered { what, error } => write!(f, "{what}: {error}"),
         }

@@ -858,3 +858,49 @@ fn a_private_ca_is_trusted_only_through_ca_file() {
     assert_eq!(out.code, 0, "{}", out.combined());
     assert_eq!(sim.runners().len(), 1);
 }
+
+#[test]
+fn a_token_without_the_role_gets_a_diagnostic_naming_the_role() {
+    let h = Host::new(
+        "config \"config.toml\"\nrunner \"g\" {\n    group \"acme\"\n    executor \"shell\"\n}\n",
+    );
+    let (_, narrow) = h
+        .sim
+        .user_with_token("ci", &["create_runner", "manage_runner"])
+        .unwrap();
+    h.env.write("gitlab-token", &narrow);
+    let out = h.run(&["plan"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("lacks the read_api scope"),
+        "{}",
+        out.stderr
+    );
+
+    let (user, token) = h
+        .sim
+        .user_with_token("dev", &["create_runner", "manage_runner", "read_api"])
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = runnerform::remote::Client::new(&runnerform::remote::ClientOptions {
+        token: Some(h.sim.admin_token()),
+        ..runnerform::remote::ClientOptions::new(&h.sim.url())
+    })
+    .unwrap();
+    let acme = rt.block_on(admin.namespace_id("groups", "acme")).unwrap() as u64;
+    h.sim
+        .add_member(
+            user,
+            runnerform::sim::MemberOf::Group(acme),
+            runnerform::sim::Role::Developer,
+        )
+        .unwrap();
+    h.env.write("gitlab-token", &token);
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 1, "{}", out.combined());
+    assert!(out.stderr.contains("Owner role"), "{}", out.stderr);
+    assert_eq!(h.sim.runners().len(), 0);
+}
