@@ -301,7 +301,7 @@ fn an_access_token_without_the_needed_scopes_is_refused_before_anything_happens(
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("lacks the create_runner and manage_runner scopes"),
+            .contains("lacks the create_runner, manage_runner scopes"),
         "{}",
         out.stderr
     );
