@@ -904,3 +904,49 @@ fn a_token_without_the_role_gets_a_diagnostic_naming_the_role() {
     assert!(out.stderr.contains("Owner role"), "{}", out.stderr);
     assert_eq!(h.sim.runners().len(), 0);
 }
+
+#[test]
+fn an_entry_edited_by_hand_is_put_back() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let edited = h
+        .config()
+        .replacen("image = \"alpine:3\"", "image = \"ubuntu:22.04\"", 1);
+    std::fs::write(h.env.path().join("config.toml"), &edited).unwrap();
+    let plan = h.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2);
+    assert!(
+        plan.stdout
+            .contains(r#"~ docker.image: "ubuntu:22.04" -> "alpine:3""#),
+        "{}",
+        plan.stdout
+    );
+    h.sim.clear_requests();
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    assert_eq!(h.writes(), 0, "a local fix sends nothing to GitLab");
+    assert!(!h.config().contains("ubuntu"));
+}
+
+#[test]
+fn timeouts_are_retried_then_reported_and_nothing_changes() {
+    let h = Host::new(FLEET);
+    assert_eq!(h.run(&["apply", "--yes"]).code, 0);
+    let before = h.config();
+    // A one-second request timeout against a GitLab that takes two.
+    h.env.write(
+        "runners.kdl",
+        &std::fs::read_to_string(h.env.path().join("runners.kdl"))
+            .unwrap()
+            .replace(
+                "    token file=\"gitlab-token\"\n",
+                "    token file=\"gitlab-token\"\n    timeout 1\n",
+            ),
+    );
+    h.sim
+        .set_latency("/api/v4/runners/*", std::time::Duration::from_millis(2000));
+    let out = h.run(&["apply", "--yes"]);
+    assert_eq!(out.code, 1, "{}", out.combined());
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+    assert_eq!(h.sim.runners().len(), 5);
+    assert_eq!(h.config(), before);
+}
