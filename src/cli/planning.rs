@@ -40,7 +40,54 @@ pub struct Planned {
     pub online: Option<Online>,
 }
 
-/// How to plan: the flags `plan` and `apply` share.
+/// The flags `plan` and `apply` share.
+#[derive(Debug, clap::Args)]
+pub struct PlanFlags {
+    /// Work on config.toml (and the service) only, without calling GitLab. Actions that need
+    /// GitLab (create, replace…) are shown as pending and not applied. Without it, runnerform
+    /// asks GitLab about every runner (the access token from the gitlab node is required).
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Limit to this runner (repeatable; the name of a `count=` runner selects all its
+    /// replicas)
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+
+    /// How many requests to GitLab may be in flight at once
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Rotate runner tokens that expire within this many seconds (default: one day)
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub rotate_within: u64,
+
+    /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens
+    /// reset elsewhere. Off by default because GitLab records a runner manager for each check.
+    #[arg(long)]
+    pub verify_tokens: bool,
+
+    /// Delete runners in config.toml that are neither declared nor managed by runnerform (on
+    /// GitLab too), instead of leaving them alone
+    #[arg(long)]
+    pub delete_unmanaged: bool,
+}
+
+impl PlanFlags {
+    pub fn options(&self) -> PlanOptions<'_> {
+        PlanOptions {
+            offline: self.offline,
+            targets: &self.targets,
+            config_toml: None,
+            concurrency: self.concurrency,
+            rotate_within: self.rotate_within,
+            verify_tokens: self.verify_tokens,
+            delete_unmanaged: self.delete_unmanaged,
+        }
+    }
+}
+
+/// How to plan.
 pub struct PlanOptions<'a> {
     pub offline: bool,
     pub targets: &'a [String],

@@ -94,6 +94,20 @@ impl Host {
             .unwrap_or_else(|| panic!("no entry {name}"))
     }
 
+    /// Calls GitLab as its administrator would, outside runnerform (the UI, another tool).
+    fn as_admin<T>(&self, f: impl AsyncFnOnce(&runnerform::remote::Client) -> T) -> T {
+        let client = runnerform::remote::Client::new(&runnerform::remote::ClientOptions {
+            token: Some(self.sim.admin_token()),
+            ..runnerform::remote::ClientOptions::new(&self.sim.url())
+        })
+        .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f(&client))
+    }
+
     fn writes(&self) -> usize {
         self.sim.requests().iter().filter(|r| r.write).count()
     }
@@ -327,20 +341,14 @@ fn a_runner_with_an_existing_token_is_adopted_never_registered() {
     let h = Host::new(
         "config \"config.toml\"\nrunner \"legacy\" {\n    token env=\"LEGACY_TOKEN\"\n    executor \"shell\"\n    description \"made in the UI\"\n}\n",
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = runnerform::remote::Client::new(&runnerform::remote::ClientOptions {
-        token: Some(h.sim.admin_token()),
-        ..runnerform::remote::ClientOptions::new(&h.sim.url())
-    })
-    .unwrap();
-    let made = rt
-        .block_on(client.create_runner(&serde_json::json!({
-            "runner_type": "instance_type",
-            "description": "made in the UI"
-        })))
+    let made = h
+        .as_admin(async |c| {
+            c.create_runner(&serde_json::json!({
+                "runner_type": "instance_type",
+                "description": "made in the UI"
+            }))
+            .await
+        })
         .unwrap();
     let mut h = h;
     h.env.set_env("LEGACY_TOKEN", &made.token);
@@ -592,19 +600,13 @@ fn a_gone_legacy_workflow_is_explained_and_nothing_is_written() {
 #[test]
 fn unmanaged_runners_are_left_alone_unless_delete_unmanaged_is_given() {
     let h = Host::new(FLEET);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = runnerform::remote::Client::new(&runnerform::remote::ClientOptions {
-        token: Some(h.sim.admin_token()),
-        ..runnerform::remote::ClientOptions::new(&h.sim.url())
-    })
-    .unwrap();
     let made = |d: &str| {
-        rt.block_on(client.create_runner(&serde_json::json!({
-            "runner_type": "instance_type", "description": d
-        })))
+        h.as_admin(async |c| {
+            c.create_runner(&serde_json::json!({
+                "runner_type": "instance_type", "description": d
+            }))
+            .await
+        })
         .unwrap()
     };
     let (a, b) = (made("by-hand-a"), made("by-hand-b"));
@@ -881,16 +883,9 @@ fn a_token_without_the_role_gets_a_diagnostic_naming_the_role() {
         .sim
         .user_with_token("dev", &["create_runner", "manage_runner", "read_api"])
         .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let admin = runnerform::remote::Client::new(&runnerform::remote::ClientOptions {
-        token: Some(h.sim.admin_token()),
-        ..runnerform::remote::ClientOptions::new(&h.sim.url())
-    })
-    .unwrap();
-    let acme = rt.block_on(admin.namespace_id("groups", "acme")).unwrap() as u64;
+    let acme = h
+        .as_admin(async |c| c.namespace_id("groups", "acme").await)
+        .unwrap() as u64;
     h.sim
         .add_member(
             user,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply::apply_local;
-use crate::cli::planning::{PlanOptions, Planned, make_plan};
+use crate::cli::planning::{PlanFlags, PlanOptions, Planned, make_plan};
 use crate::cli::{Cli, Ui, plan_view};
 use crate::exit::Exit;
 
@@ -15,32 +15,8 @@ pub struct Args {
     #[arg(long, visible_alias = "auto-approve")]
     pub yes: bool,
 
-    /// Apply to config.toml (and the service) only, without calling GitLab. Actions that need
-    /// GitLab are left pending.
-    #[arg(long, conflicts_with = "planfile")]
-    pub offline: bool,
-
-    /// Limit the apply to this runner (repeatable)
-    #[arg(long = "target", value_name = "NAME", conflicts_with = "planfile")]
-    pub targets: Vec<String>,
-
-    /// How many requests to GitLab may be in flight at once while planning
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub concurrency: usize,
-
-    /// Rotate runner tokens that expire within this many seconds (default: one day)
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
-    pub rotate_within: u64,
-
-    /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens
-    /// reset elsewhere. Off by default because GitLab records a runner manager for each check.
-    #[arg(long)]
-    pub verify_tokens: bool,
-
-    /// Delete runners in config.toml that are neither declared nor managed by runnerform (on
-    /// GitLab too), instead of leaving them alone
-    #[arg(long)]
-    pub delete_unmanaged: bool,
+    #[command(flatten)]
+    pub flags: PlanFlags,
 
     /// Seconds to wait for another runnerform that is applying to the same config.toml
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
@@ -52,24 +28,19 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
+    if args.planfile.is_some() && (args.flags.offline || !args.flags.targets.is_empty()) {
+        eprintln!(
+            "error: a saved plan is applied with the options it was made with; drop --offline \
+             and --target"
+        );
+        return Exit::Error;
+    }
     let (planned, saved) = match &args.planfile {
         Some(file) => match from_planfile(cli, ui, file) {
             Ok(p) => (p, true),
             Err(e) => return e,
         },
-        None => match make_plan(
-            cli,
-            ui,
-            &PlanOptions {
-                offline: args.offline,
-                targets: &args.targets,
-                config_toml: None,
-                concurrency: args.concurrency,
-                rotate_within: args.rotate_within,
-                verify_tokens: args.verify_tokens,
-                delete_unmanaged: args.delete_unmanaged,
-            },
-        ) {
+        None => match make_plan(cli, ui, &args.flags.options()) {
             Ok(p) => (p, false),
             Err(e) => return e,
         },

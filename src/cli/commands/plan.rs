@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::planning::{PlanOptions, make_plan};
+use crate::cli::planning::{PlanFlags, make_plan};
 use crate::cli::{Cli, Ui, plan_view};
 use crate::exit::Exit;
 
@@ -17,55 +17,17 @@ pub struct Args {
     #[arg(long)]
     pub detailed_exitcode: bool,
 
-    /// Plan against config.toml (and the service) only, without calling GitLab. Actions that
-    /// need GitLab (create, replace…) are shown as pending. Without it, runnerform asks GitLab
-    /// about every runner (the access token from the gitlab node is required).
-    #[arg(long)]
-    pub offline: bool,
-
     /// Save the plan to FILE; `runnerform apply FILE` applies exactly it, and refuses it if
     /// anything changed since
     #[arg(long, value_name = "PLANFILE")]
     pub out: Option<PathBuf>,
 
-    /// Limit the plan to this runner (repeatable; the name of a `count=` runner selects all
-    /// its replicas)
-    #[arg(long = "target", value_name = "NAME")]
-    pub targets: Vec<String>,
-
-    /// How many requests to GitLab may be in flight at once
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub concurrency: usize,
-
-    /// Rotate runner tokens that expire within this many seconds (default: one day)
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
-    pub rotate_within: u64,
-
-    /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens
-    /// reset elsewhere. Off by default because GitLab records a runner manager for each check.
-    #[arg(long)]
-    pub verify_tokens: bool,
-
-    /// Delete runners in config.toml that are neither declared nor managed by runnerform (on
-    /// GitLab too), instead of leaving them alone
-    #[arg(long)]
-    pub delete_unmanaged: bool,
+    #[command(flatten)]
+    pub flags: PlanFlags,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
-    let planned = match make_plan(
-        cli,
-        ui,
-        &PlanOptions {
-            offline: args.offline,
-            targets: &args.targets,
-            config_toml: None,
-            concurrency: args.concurrency,
-            rotate_within: args.rotate_within,
-            verify_tokens: args.verify_tokens,
-            delete_unmanaged: args.delete_unmanaged,
-        },
-    ) {
+    let planned = match make_plan(cli, ui, &args.flags.options()) {
         Ok(p) => p,
         Err(e) => return e,
     };
