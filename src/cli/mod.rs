@@ -21,7 +21,8 @@ const LONG_ABOUT: &str = "\
 Config-as-code for GitLab Runner hosts.
 
 The runners a host should have are declared in a KDL file (default ./runners.kdl). runnerform
-checks that file and compares it with gitlab-runner's config.toml, GitLab and the OS service.
+checks that file, compares it with gitlab-runner's config.toml and with GitLab, and applies the
+difference without an interactive prompt.
 
 Exit codes: 0 success; 1 error (bad input, failed check; nothing was changed by the failed
 step); 2 only with `plan --detailed-exitcode`: changes are pending.";
@@ -78,11 +79,12 @@ pub enum Command {
     /// everywhere. With --detailed-exitcode: 0 no changes, 2 changes pending, 1 error.
     Plan(commands::plan::Args),
 
-    /// Converge the host to the KDL file, after showing the plan.
+    /// Converge config.toml and GitLab to the KDL file, after showing the plan.
     ///
     /// Asks for confirmation on a terminal; refuses without --yes when stdin is not one.
     /// config.toml is replaced atomically under a lock (mode and owner kept), after checking
-    /// that nobody changed it since the plan was made. With nothing to do, nothing is written.
+    /// that nobody changed it since the plan was made; every token GitLab hands out is on disk
+    /// before the next request. With nothing to do, nothing is written.
     Apply(commands::apply::Args),
 
     /// What GitLab says of each declared runner: id, status (online, offline, stale,

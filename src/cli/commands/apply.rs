@@ -23,7 +23,7 @@ pub struct Args {
     pub lock_timeout: u64,
 
     /// A plan saved with `plan --out`: applied exactly as reviewed, without asking, and
-    /// refused if the KDL file, config.toml or the ownership record changed since
+    /// refused if the KDL file, config.toml, the ownership record or GitLab changed since
     pub planfile: Option<PathBuf>,
 }
 
