@@ -25,7 +25,7 @@ pub fn parse_nodes(text: &str) -> Result<Vec<KdlNode>, KdlError> {
     {
         return Ok(nodes);
     }
-    KdlDocument::parse(text).map(|d| d.nodes().to_vec())
+    KdlDocument::parse(text).map(|mut d| std::mem::take(d.nodes_mut()))
 }
 
 /// Groups the cut points into at most `n` contiguous pieces of similar size.
@@ -51,8 +51,8 @@ fn parse_pieces(text: &str, pieces: &[Range<usize>]) -> Option<Vec<KdlNode>> {
                 let piece = &text[r.clone()];
                 let offset = r.start;
                 s.spawn(move || {
-                    let doc = KdlDocument::parse_v2(piece).ok()?;
-                    let mut nodes = doc.nodes().to_vec();
+                    let mut doc = KdlDocument::parse_v2(piece).ok()?;
+                    let mut nodes = std::mem::take(doc.nodes_mut());
                     for n in &mut nodes {
                         shift_node(n, offset);
                     }
