@@ -70,10 +70,6 @@ impl Kind {
             Kind::TableArray => "repeated table",
         }
     }
-
-    pub fn is_container(self) -> bool {
-        matches!(self, Kind::Table | Kind::TableArray)
-    }
 }
 
 impl Elem {
