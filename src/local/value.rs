@@ -7,6 +7,7 @@
 
 use toml_edit::{Array, ArrayOfTables, InlineTable, Item, Table, Value as T};
 
+use crate::desired::value::go_duration_nanos;
 use crate::desired::{SecretSource, Value};
 use crate::keys::{Key, Kind};
 
@@ -174,48 +175,6 @@ fn same_value(t: &T, v: &Value, kind: Option<Kind>, secrets: &Secrets) -> bool {
         }
         _ => false,
     }
-}
-
-/// Nanoseconds of a Go duration string (`1h30m`, `15m0s`, `300ms`), or `None`.
-pub fn go_duration_nanos(s: &str) -> Option<i128> {
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n = rest
-            .char_indices()
-            .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
-            .map_or(rest.len(), |(i, _)| i);
-        let num: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let units: [(&str, f64); 8] = [
-            ("ns", 1.0),
-            ("us", 1e3),
-            ("µs", 1e3),
-            ("μs", 1e3),
-            ("ms", 1e6),
-            ("s", 1e9),
-            ("m", 60e9),
-            ("h", 3600e9),
-        ];
-        let (u, mult) = units
-            .iter()
-            .filter(|(u, _)| rest.starts_with(u))
-            .max_by_key(|(u, _)| u.len())?;
-        total += num * mult;
-        rest = &rest[u.len()..];
-    }
-    let n = total.round() as i128;
-    Some(if neg { -n } else { n })
 }
 
 /// How a value is shown in a plan: TOML syntax, secrets never in clear.

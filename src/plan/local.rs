@@ -338,25 +338,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                 (true, None) => {}
             }
         }
-        if let Some((action, reason)) = remote_action {
-            new_state.runners.push(Managed {
-                name: name.clone(),
-                url: url.clone(),
-                id,
-                scope: r.body.scope.as_ref().map(|s| s.value.to_string()),
-            });
-            plans.push(RunnerPlan {
-                name: name.clone(),
-                action,
-                reason,
-                pending: false,
-                previous_name: (e.name != *name).then(|| e.name.clone()),
-                id: (id > 0).then_some(id),
-                changes,
-            });
-            continue;
-        }
-        let (action, reason) = match managed {
+        let (action, reason) = remote_action.unwrap_or_else(|| match managed {
             None => (
                 Action::Adopt,
                 format!(
@@ -388,7 +370,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                 (Action::Update, format!("{what} from the declaration"))
             }
             Some(_) => (Action::NoChange, "matches the declaration".to_string()),
-        };
+        });
         new_state.runners.push(Managed {
             name: name.clone(),
             url: url.clone(),
