@@ -20,5 +20,6 @@ pub mod plan;
 pub mod reference;
 pub mod remote;
 pub mod secrets;
+pub mod service;
 pub mod sim;
 pub mod views;

@@ -20,6 +20,8 @@ pub struct Applied {
     pub state_written: bool,
     /// Requests that changed something on GitLab.
     pub gitlab_writes: usize,
+    /// Service steps carried out.
+    pub service_steps: usize,
 }
 
 /// Applies the local half of `plan`. `on_wait` is called once if another runnerform holds
@@ -29,7 +31,7 @@ pub fn apply_local(
     lock_wait: Duration,
     on_wait: impl FnOnce(),
 ) -> Result<Applied, Problem> {
-    if !plan.writes_anything() {
+    if plan.new_config.is_none() && plan.new_state.is_none() {
         return Ok(Applied::default());
     }
     let path = std::path::Path::new(&plan.config_toml);

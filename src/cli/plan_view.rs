@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use similar::{ChangeTag, TextDiff};
 
+use crate::plan::service::ServicePlan;
 use crate::plan::{Action, Change, Plan, Side};
 
 struct Paint {
@@ -71,6 +72,18 @@ pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
                 p.dim(&format!("? {}: unmanaged, left alone", r.name))
             );
         }
+        if let Some(sp) = &plan.service {
+            let _ = writeln!(
+                out,
+                "  {}",
+                p.dim(&format!(
+                    "service {} ({}): {}",
+                    sp.name,
+                    sp.manager.word(),
+                    sp.reason
+                ))
+            );
+        }
         return out;
     }
     let mode = if plan.offline { ", offline" } else { "" };
@@ -124,8 +137,43 @@ pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
             out.push('\n');
         }
     }
+    if let Some(sp) = &plan.service
+        && (sp.is_change() || verbose)
+    {
+        service_block(&p, sp, &mut out);
+    }
     let _ = writeln!(out, "{}", plan.summary_line());
     out
+}
+
+fn service_block(p: &Paint, sp: &ServicePlan, out: &mut String) {
+    let level = if sp.user_service { ", per-user" } else { "" };
+    let _ = writeln!(
+        out,
+        "{}",
+        p.bold(&format!(
+            "Service {} ({}{level}):",
+            sp.name,
+            sp.manager.word()
+        ))
+    );
+    let steps: Vec<&str> = sp.steps.iter().map(|s| s.word()).collect();
+    let line = if steps.is_empty() {
+        "  no change".to_string()
+    } else {
+        format!("  ~ {}", steps.join(", then "))
+    };
+    let _ = writeln!(out, "{}", p.yellow(&line));
+    let _ = writeln!(out, "      {}", p.dim(&sp.reason));
+    for l in sp.diff.lines() {
+        let painted = match l.as_bytes().first() {
+            Some(b'+') => p.green(l),
+            Some(b'-') => p.red(l),
+            Some(b'@') => p.dim(l),
+            _ => l.to_string(),
+        };
+        let _ = writeln!(out, "    {painted}");
+    }
 }
 
 fn change_line(p: &Paint, c: &Change) -> String {

@@ -38,6 +38,8 @@ pub struct Planned {
     pub views: LocalViews,
     pub plan: Plan,
     pub online: Option<Online>,
+    /// The declared service, when the plan covers it.
+    pub service: Option<crate::service::Spec>,
 }
 
 /// The flags `plan` and `apply` share.
@@ -137,12 +139,50 @@ pub fn make_plan(cli: &Cli, ui: &Ui, opts: &PlanOptions) -> Result<Planned, Exit
         delete_unmanaged: opts.delete_unmanaged,
     })
     .map_err(fail)?;
+    let mut plan = plan;
+    // A plan limited to some runners leaves the service alone.
+    let service = if opts.targets.is_empty() {
+        plan_service(ui, &desired, &path, &mut plan)?
+    } else {
+        None
+    };
     Ok(Planned {
         desired,
         views,
         plan,
         online,
+        service,
     })
+}
+
+/// Observes the declared service and adds its steps to the plan; checks what they need.
+fn plan_service(
+    ui: &Ui,
+    desired: &Desired,
+    config_toml: &std::path::Path,
+    plan: &mut Plan,
+) -> Result<Option<crate::service::Spec>, Exit> {
+    let fail = |p: Problem| {
+        ui.problem(&p);
+        Exit::Error
+    };
+    let Some(spec) =
+        crate::service::spec(desired, config_toml, std::path::Path::new("/")).map_err(fail)?
+    else {
+        return Ok(None);
+    };
+    let view = crate::service::observe::observe(&spec).map_err(fail)?;
+    let sp = plan::service::plan(&spec, &view, &plan.globals);
+    let problems = crate::service::control::preflight(&spec, &sp, &desired.sources);
+    if !problems.is_empty() {
+        for p in &problems {
+            ui.problem(p);
+        }
+        eprintln!("the service cannot be changed as planned; nothing was changed");
+        return Err(Exit::Error);
+    }
+    plan.set_service(sp);
+    Ok(Some(spec))
 }
 
 /// Checks the access token, then asks GitLab about every runner the plan is about.
@@ -222,7 +262,7 @@ fn connect(
 }
 
 /// gitlab-runner's id for this host, from `.runner_system_id` beside config.toml.
-fn system_id(config_toml: &std::path::Path) -> Option<String> {
+pub fn system_id(config_toml: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(config_toml.parent()?.join(".runner_system_id")).ok()?;
     let id = text.trim();
     let valid = id.len() == 14

@@ -10,8 +10,8 @@ use super::load::Files;
 use super::nodes::{self, Context};
 use super::value::{decode_key, looks_like_token, secret_ref, unknown_key};
 use super::{
-    AccessLevel, ConfigDecl, GitLab, RunnerBody, Scope, SecretRef, ServiceDecl, ServiceState,
-    Spanned, Target,
+    AccessLevel, ConfigDecl, GitLab, ManagerChoice, RunnerBody, Scope, SecretRef, ServiceDecl,
+    ServiceState, Spanned, Target,
 };
 use crate::diag::{FileId, Loc, Problem, Problems, Sources};
 use crate::keys::inventory;
@@ -460,7 +460,11 @@ fn one_string(cx: &mut Cx, node: &KdlNode, context: Context) -> Option<Spanned<S
 }
 
 fn one_bool(cx: &mut Cx, node: &KdlNode) -> Option<Spanned<bool>> {
-    let form = form_of(Context::Runner, node.name().value());
+    let name = node.name().value();
+    let form = nodes::NODES
+        .iter()
+        .find(|n| n.name == name)
+        .map_or("", |n| n.form);
     let e = single(cx, node, form)?;
     match e.value() {
         KdlValue::Bool(b) => Some(Spanned::new(*b, cx.loc(e.span()))),
@@ -664,6 +668,9 @@ fn decode_service(cx: &mut Cx, node: &KdlNode) -> Option<ServiceDecl> {
         working_directory: None,
         binary: None,
         state: None,
+        manager: None,
+        user_service: None,
+        environment: Vec::new(),
         loc: cx.loc(node.name().span()),
     };
     let mut seen = Vec::new();
@@ -688,10 +695,80 @@ fn decode_service(cx: &mut Cx, node: &KdlNode) -> Option<ServiceDecl> {
                     ServiceState::parse,
                 )
             }
+            "manager" => {
+                svc.manager = one_enum(
+                    cx,
+                    child,
+                    Context::Service,
+                    ManagerChoice::NAMES,
+                    ManagerChoice::parse,
+                )
+            }
+            "user_service" => svc.user_service = one_bool(cx, child),
+            "environment" => svc.environment = environment(cx, child),
             _ => unknown_child(cx, child, "service", Context::Service),
         }
     }
     Some(svc)
+}
+
+/// `environment { NAME "value" … }`. Values are written into the service definition, which
+/// any local user may read, so a token there is refused: tokens reach gitlab-runner through
+/// config.toml only.
+fn environment(cx: &mut Cx, node: &KdlNode) -> Vec<(Spanned<String>, Spanned<String>)> {
+    allowed_props(cx, node, &[]);
+    no_args(
+        cx,
+        node,
+        "environment { HTTPS_PROXY \"http://proxy:3128\" }",
+    );
+    let mut out: Vec<(Spanned<String>, Spanned<String>)> = Vec::new();
+    for child in node.children().map(|d| d.nodes()).unwrap_or_default() {
+        let name = child.name().value();
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            cx.error(
+                "bad_value",
+                format!("`{name}` is not an environment variable name"),
+                child.name().span(),
+                "not a variable name",
+                "use letters, digits and underscores, not starting with a digit",
+            );
+            continue;
+        }
+        if let Some((_, first)) = out.iter().find(|(n, _)| n.value == name) {
+            let first = cx.sources.position(first.loc);
+            cx.error(
+                "duplicate_key",
+                format!("`{name}` is set twice"),
+                child.name().span(),
+                "set again here",
+                format!("first set at {first}; keep one"),
+            );
+            continue;
+        }
+        let Some(value) = one_string(cx, child, Context::Service) else {
+            continue;
+        };
+        if crate::secrets::looks_like_token(&value.value) {
+            cx.error(
+                "inline_secret",
+                format!("`{name}` holds a token"),
+                value.loc.span,
+                "a token, in the service definition",
+                "the service definition is readable by every local user; runner tokens belong \
+                 in config.toml, which runnerform writes from token references",
+            );
+            continue;
+        }
+        out.push((
+            Spanned::new(name.to_string(), cx.loc(child.name().span())),
+            value,
+        ));
+    }
+    out
 }
 
 /// Reports a second occurrence of a runnerform node in one block; true for the first.

@@ -99,6 +99,33 @@ impl ServiceState {
     }
 }
 
+/// Which OS service manager runs the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagerChoice {
+    /// systemd when it is running (not merely installed), else OpenRC when it booted the
+    /// machine; launchd on macOS, the service control manager on Windows.
+    Auto,
+    Systemd,
+    OpenRc,
+    Launchd,
+    Windows,
+}
+
+impl ManagerChoice {
+    pub const NAMES: &[&str] = &["auto", "systemd", "openrc", "launchd", "windows"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(ManagerChoice::Auto),
+            "systemd" => Some(ManagerChoice::Systemd),
+            "openrc" => Some(ManagerChoice::OpenRc),
+            "launchd" => Some(ManagerChoice::Launchd),
+            "windows" => Some(ManagerChoice::Windows),
+            _ => None,
+        }
+    }
+}
+
 /// The `service` node: the OS service that runs `gitlab-runner run`.
 #[derive(Debug, Clone)]
 pub struct ServiceDecl {
@@ -107,6 +134,11 @@ pub struct ServiceDecl {
     pub working_directory: Option<Spanned<PathBuf>>,
     pub binary: Option<Spanned<PathBuf>>,
     pub state: Option<Spanned<ServiceState>>,
+    pub manager: Option<Spanned<ManagerChoice>>,
+    /// A per-user service (systemd `--user`, a launchd agent) instead of a system one.
+    pub user_service: Option<Spanned<bool>>,
+    /// Environment of the service process, in declaration order.
+    pub environment: Vec<(Spanned<String>, Spanned<String>)>,
     pub loc: Loc,
 }
 

@@ -145,7 +145,28 @@ pub const NODES: &[NodeDef] = &[
         Service,
         "state",
         r#"state "running" | "stopped" | "absent""#,
-        "Whether the service runs, is installed but stopped, or is not installed.",
+        "Whether the service runs, is installed but stopped, or is not installed (default \
+         `running`).",
+    ),
+    def(
+        Service,
+        "manager",
+        r#"manager "auto" | "systemd" | "openrc" | "launchd" | "windows""#,
+        "The OS service manager (default `auto`: systemd only when it is running, else OpenRC \
+         when it booted the machine; launchd on macOS, the service control manager on Windows).",
+    ),
+    def(
+        Service,
+        "user_service",
+        "user_service #true",
+        "A per-user service (systemd `--user`, a launchd agent) instead of a system one.",
+    ),
+    def(
+        Service,
+        "environment",
+        r#"environment { HTTPS_PROXY "http://proxy:3128" }"#,
+        "Environment variables of the service process. No tokens: the definition is readable \
+         by every local user.",
     ),
     def(
         Runner,

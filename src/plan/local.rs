@@ -545,6 +545,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         delete_unmanaged: inp.delete_unmanaged,
         runners: plans,
         globals,
+        service: None,
         summary,
         changes_pending,
         diff,
@@ -841,6 +842,7 @@ fn fingerprints(inp: &Inputs) -> Fingerprints {
                 digest(&[seen.as_bytes()])
             },
         ),
+        service: "none".to_string(),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod gitlab;
 pub mod local;
+pub mod service;
 
 use serde::Serialize;
 
@@ -131,6 +132,13 @@ pub struct Fingerprints {
     pub state: String,
     /// What GitLab said of every runner the plan is about, or `offline`.
     pub gitlab: String,
+    /// The OS service as observed, or `none` when the file declares no service.
+    #[serde(default = "none")]
+    pub service: String,
+}
+
+fn none() -> String {
+    "none".into()
 }
 
 /// The whole plan. Serialised, it is the document `plan --json` prints (see
@@ -152,6 +160,9 @@ pub struct Plan {
     pub runners: Vec<RunnerPlan>,
     /// Changes to config.toml's global keys.
     pub globals: Vec<Change>,
+    /// The OS service, when the file declares one (and the plan is not limited by
+    /// `--target`).
+    pub service: Option<service::ServicePlan>,
     pub summary: Summary,
     /// Whether applying the plan would change anything (pending actions count).
     pub changes_pending: bool,
@@ -185,6 +196,10 @@ impl Plan {
             }
         }
         line.push('.');
+        if let Some(sp) = self.service.as_ref().filter(|sp| sp.is_change()) {
+            let steps: Vec<&str> = sp.steps.iter().map(|s| s.word()).collect();
+            line.push_str(&format!(" Service {}: {}.", sp.name, steps.join(", ")));
+        }
         if s.pending > 0 {
             line.push_str(&format!(
                 " {} need GitLab and are left for an online apply.",
@@ -196,7 +211,18 @@ impl Plan {
 
     /// Whether applying would write anything here (pending actions are not applied offline).
     pub fn writes_anything(&self) -> bool {
-        self.new_config.is_some() || self.new_state.is_some()
+        self.new_config.is_some() || self.new_state.is_some() || self.service_changes()
+    }
+
+    pub fn service_changes(&self) -> bool {
+        self.service.as_ref().is_some_and(|s| s.is_change())
+    }
+
+    /// Adds the service's plan.
+    pub fn set_service(&mut self, sp: service::ServicePlan) {
+        self.changes_pending |= sp.is_change();
+        self.fingerprints.service = sp.fingerprint.clone();
+        self.service = Some(sp);
     }
 }
 

@@ -11,6 +11,7 @@ mod client;
 mod error;
 pub mod gitlab;
 pub mod refresh;
+pub mod wait;
 
 pub use client::{Answer, Client, ClientOptions, RetryPolicy};
 pub use error::RemoteError;

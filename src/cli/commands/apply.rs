@@ -22,6 +22,12 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub lock_timeout: u64,
 
+    /// After applying, wait up to DURATION (`90s`, `5m`, or seconds) until every declared
+    /// runner is online in GitLab with a runner manager for this host, or fail naming those
+    /// that are not. Needs GitLab (not with --offline).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_online: Option<Duration>,
+
     /// A plan saved with `plan --out`: applied exactly as reviewed, without asking, and
     /// refused if the KDL file, config.toml, the ownership record or GitLab changed since
     pub planfile: Option<PathBuf>,
@@ -32,6 +38,13 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
         eprintln!(
             "error: a saved plan is applied with the options it was made with; drop --offline \
              and --target"
+        );
+        return Exit::Error;
+    }
+    if args.wait_online.is_some() && args.flags.offline {
+        eprintln!(
+            "error: --wait-online asks GitLab whether the runners are online, which --offline \
+             rules out"
         );
         return Exit::Error;
     }
@@ -59,7 +72,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
     }
     if !plan.changes_pending {
         ui.say("No changes. Nothing was written.");
-        return Exit::Success;
+        return wait_online(ui, &planned, args.wait_online);
     }
     if planned.online.is_none() && !plan.writes_anything() {
         ui.say("Nothing to apply offline.");
@@ -99,6 +112,16 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
         }
         None => apply_local(plan, wait, on_wait),
     };
+    let result = result.and_then(|mut applied| {
+        if let (Some(sp), Some(spec)) = (&plan.service, &planned.service)
+            && sp.is_change()
+        {
+            let mut progress = |line: &str| ui.say(format!("  {line}"));
+            crate::service::control::execute(spec, sp, &mut progress)?;
+            applied.service_steps = sp.steps.len();
+        }
+        Ok(applied)
+    });
     match result {
         Ok(applied) => {
             let mut what = Vec::new();
@@ -115,13 +138,122 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
                     if applied.gitlab_writes == 1 { "" } else { "s" }
                 ));
             }
+            if let Some(sp) = plan.service.as_ref().filter(|_| applied.service_steps > 0) {
+                let steps: Vec<&str> = sp.steps.iter().map(|s| s.word()).collect();
+                what.push(format!("service {}: {}", sp.name, steps.join(", ")));
+            }
             ui.say(format!("Apply complete: {}.", what.join(", ")));
-            Exit::Success
+            wait_online(ui, &planned, args.wait_online)
         }
         Err(p) => {
             ui.problem(&p);
             Exit::Error
         }
+    }
+}
+
+/// `--wait-online`: polls GitLab until the declared runners have contacted it from this host.
+fn wait_online(ui: &Ui, planned: &Planned, timeout: Option<Duration>) -> Exit {
+    let (Some(timeout), Some(online)) = (timeout, &planned.online) else {
+        return Exit::Success;
+    };
+    let plan = &planned.plan;
+    let path = std::path::Path::new(&plan.config_toml);
+    // The ids are those config.toml holds now, after apply wrote it.
+    let local = match crate::local::read(path) {
+        Ok(l) => l,
+        Err(p) => {
+            ui.problem(&p);
+            return Exit::Error;
+        }
+    };
+    let ids: std::collections::HashMap<&str, i64> = local
+        .runners()
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.get("name")?.as_str()?,
+                t.get("id")
+                    .and_then(toml_edit::Item::as_integer)
+                    .unwrap_or(0),
+            ))
+        })
+        .collect();
+    let mut waiting = Vec::new();
+    let mut missing = Vec::new();
+    for r in plan.runners.iter().filter(|r| {
+        !matches!(
+            r.action,
+            crate::plan::Action::Delete | crate::plan::Action::Unmanaged
+        )
+    }) {
+        match ids.get(r.name.as_str()) {
+            Some(&id) if id > 0 => waiting.push(crate::remote::wait::Waiting {
+                name: r.name.clone(),
+                id,
+            }),
+            _ => missing.push(r.name.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "error: cannot wait for {}: config.toml has no GitLab id for {}",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        );
+        return Exit::Error;
+    }
+    ui.say(format!(
+        "Waiting up to {}s for {} runner{} to come online…",
+        timeout.as_secs(),
+        waiting.len(),
+        if waiting.len() == 1 { "" } else { "s" }
+    ));
+    let sid = || crate::cli::planning::system_id(path);
+    let mut on_online = |name: &str| ui.say(format!("  online: {name}"));
+    let result = online.runtime.block_on(crate::remote::wait::wait_online(
+        &online.client,
+        waiting,
+        &sid,
+        timeout,
+        Duration::from_millis(500),
+        &mut on_online,
+    ));
+    match result {
+        Ok(()) => {
+            ui.say("All runners are online.");
+            Exit::Success
+        }
+        Err(late) => {
+            let mut msg = format!(
+                "error: {} runner{} did not come online within {}s:",
+                late.len(),
+                if late.len() == 1 { "" } else { "s" },
+                timeout.as_secs()
+            );
+            for (name, why) in &late {
+                msg.push_str(&format!("\n  {name}: {why}"));
+            }
+            msg.push_str(
+                "\n  help: the changes were applied; check that the gitlab-runner service runs \
+                 (`runnerform status`, the service's log) and can reach GitLab",
+            );
+            eprintln!("{}", crate::secrets::mask(&msg));
+            Exit::Error
+        }
+    }
+}
+
+/// `90s`, `5m`, `1h30m` (Go durations, as gitlab-runner writes them) or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    match crate::desired::value::go_duration_nanos(s) {
+        Some(n) if n >= 0 => Ok(Duration::from_nanos(n as u64)),
+        _ => Err(format!(
+            "\"{s}\" is not a duration: write seconds (90) or a duration (90s, 5m, 1h30m)"
+        )),
     }
 }
 
