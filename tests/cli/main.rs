@@ -10,6 +10,7 @@ mod test_props;
 mod test_reference;
 mod test_remote;
 mod test_secrets;
+mod test_service;
 mod test_sim;
 mod test_sim_load;
 mod test_sim_python;
