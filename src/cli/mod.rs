@@ -21,8 +21,8 @@ const LONG_ABOUT: &str = "\
 Config-as-code for GitLab Runner hosts.
 
 The runners a host should have are declared in a KDL file (default ./runners.kdl). runnerform
-checks that file, compares it with gitlab-runner's config.toml and with GitLab, and applies the
-difference without an interactive prompt.
+checks that file, compares it with gitlab-runner's config.toml, with GitLab and with the OS
+service that runs gitlab-runner, and applies the difference without an interactive prompt.
 
 Exit codes: 0 success; 1 error (bad input, failed check; nothing was changed by the failed
 step); 2 only with `plan --detailed-exitcode`: changes are pending.";
@@ -74,17 +74,19 @@ pub enum Command {
     /// Show, runner by runner, what apply would change.
     ///
     /// Each declared runner gets one action with its reason (create, adopt, update, delete…)
-    /// and its key-level changes, followed by a unified diff of config.toml and a summary.
+    /// and its key-level changes, followed by a unified diff of config.toml, the service's steps
+    /// (install, start, restart… with a diff of its definition file) and a summary.
     /// Entries that runnerform does not manage are listed and left alone. Tokens are masked
     /// everywhere. With --detailed-exitcode: 0 no changes, 2 changes pending, 1 error.
     Plan(commands::plan::Args),
 
-    /// Converge config.toml and GitLab to the KDL file, after showing the plan.
+    /// Converge config.toml, GitLab and the service to the KDL file, after showing the plan.
     ///
     /// Asks for confirmation on a terminal; refuses without --yes when stdin is not one.
     /// config.toml is replaced atomically under a lock (mode and owner kept), after checking
     /// that nobody changed it since the plan was made; every token GitLab hands out is on disk
-    /// before the next request. With nothing to do, nothing is written.
+    /// before the next request. The service steps come last; runner changes never restart it
+    /// (gitlab-runner reloads config.toml itself). With nothing to do, nothing is written.
     Apply(commands::apply::Args),
 
     /// What GitLab says of each declared runner: id, status (online, offline, stale,
