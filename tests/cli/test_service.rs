@@ -175,11 +175,15 @@ impl Host {
     }
 
     fn declare(&self, service: &str, runners: &str) {
+        self.declare_globals("concurrent 2", service, runners);
+    }
+
+    fn declare_globals(&self, globals: &str, service: &str, runners: &str) {
         self.env.write(
             "runners.kdl",
             &format!(
                 "gitlab \"{}\" {{\n    token file=\"gitlab-token\"\n}}\nconfig \"config.toml\" \
-                 {{\n    concurrent 2\n}}\n{service}\n{runners}",
+                 {{\n    {globals}\n}}\n{service}\n{runners}",
                 self.sim.url()
             ),
         );
@@ -314,6 +318,26 @@ fn openrc_service_lifecycle() {
     assert!(svc.running());
     assert_eq!(h.starts().len(), 1, "{:?}", h.starts());
 
+    // listen_address is read only when gitlab-runner starts: a restart, and the plan says why.
+    h.declare_globals(
+        "concurrent 2\n    listen_address \"127.0.0.1:9252\"",
+        &h.service_node(&svc.name, "    user \"nobody\"\n"),
+        &RUNNERS.replace("tags \"a\"", "tags \"a\" \"a2\""),
+    );
+    let plan = h.run(&["plan", "--offline"]);
+    ok(&plan);
+    assert!(plan.stdout.contains("~ restart"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("gitlab-runner reads listen_address only when it starts"),
+        "{}",
+        plan.stdout
+    );
+    ok(&h.run(&["apply", "--yes", "--offline"]));
+    wait_for("the restarted service", || svc.running());
+    assert_eq!(h.starts().len(), 2, "{:?}", h.starts());
+    let first_pid = svc.pid().unwrap();
+
     // The service user is part of the definition: reinstall and restart.
     h.declare(
         &h.service_node(&svc.name, "    user \"daemon\"\n"),
@@ -336,8 +360,8 @@ fn openrc_service_lifecycle() {
     assert!(user.stdout.contains("restarted"), "{}", user.stdout);
     wait_for("the restarted service", || svc.running());
     assert_ne!(svc.pid(), Some(first_pid));
-    assert_eq!(h.starts().len(), 2, "{:?}", h.starts());
-    assert!(h.starts()[1].contains("--user daemon"), "{:?}", h.starts());
+    assert_eq!(h.starts().len(), 3, "{:?}", h.starts());
+    assert!(h.starts()[2].contains("--user daemon"), "{:?}", h.starts());
 
     // Stopped, then absent.
     let runners = RUNNERS.replace("tags \"a\"", "tags \"a\" \"a2\"");
