@@ -202,3 +202,124 @@ pub fn plan(spec: &Spec, view: &ServiceView, globals: &[Change]) -> ServicePlan 
         contents: spec.contents.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::ServiceDecl;
+    use crate::diag::{FileId, Loc};
+    use crate::local::edit::KeyChange;
+    use crate::plan::Side;
+    use crate::service::{Definition, render};
+
+    fn spec(state: ServiceState) -> Spec {
+        let definition = Definition {
+            program: "/usr/bin/gitlab-runner".into(),
+            args: vec!["run".into()],
+            environment: Vec::new(),
+        };
+        Spec {
+            name: "gitlab-runner".into(),
+            kind: Kind::OpenRc,
+            user_level: false,
+            state,
+            contents: Some(render::openrc_script("gitlab-runner", &definition)),
+            definition,
+            user: None,
+            path: Some("/etc/init.d/gitlab-runner".into()),
+            decl: ServiceDecl {
+                name: None,
+                user: None,
+                working_directory: None,
+                binary: None,
+                state: None,
+                manager: None,
+                user_service: None,
+                environment: Vec::new(),
+                loc: Loc {
+                    file: FileId(0),
+                    span: (0, 0).into(),
+                },
+            },
+        }
+    }
+
+    fn view(s: &Spec, installed: bool, running: bool, same: bool) -> ServiceView {
+        let mut d = s.definition.clone();
+        if !same {
+            d.args.push("--user".into());
+        }
+        ServiceView {
+            installed,
+            running,
+            found_at: None,
+            text: installed.then(|| render::openrc_script(&s.name, &d)),
+            definition: installed.then_some(d),
+        }
+    }
+
+    fn steps(state: ServiceState, installed: bool, running: bool, same: bool) -> Vec<Step> {
+        let s = spec(state);
+        plan(&s, &view(&s, installed, running, same), &[]).steps
+    }
+
+    #[test]
+    fn steps_follow_the_declared_state() {
+        use ServiceState::*;
+        use Step::*;
+        assert_eq!(steps(Running, false, false, true), [Install, Start]);
+        assert_eq!(steps(Running, true, false, true), [Start]);
+        assert_eq!(steps(Running, true, true, true), []);
+        assert_eq!(steps(Running, true, true, false), [Reinstall, Restart]);
+        assert_eq!(steps(Running, true, false, false), [Reinstall, Start]);
+        assert_eq!(steps(Stopped, false, false, true), [Install]);
+        assert_eq!(steps(Stopped, true, true, true), [Stop]);
+        assert_eq!(steps(Stopped, true, true, false), [Stop, Reinstall]);
+        assert_eq!(steps(Stopped, true, false, true), []);
+        assert_eq!(steps(Absent, true, true, true), [Stop, Uninstall]);
+        assert_eq!(steps(Absent, true, false, false), [Uninstall]);
+        assert_eq!(steps(Absent, false, false, true), []);
+    }
+
+    #[test]
+    fn only_keys_read_at_start_restart_the_service() {
+        let s = spec(ServiceState::Running);
+        let v = view(&s, true, true, true);
+        let change = |path: &str| Change {
+            side: Side::Local,
+            key: KeyChange {
+                path: path.into(),
+                old: None,
+                new: Some("1".into()),
+            },
+        };
+        for key in [
+            "concurrent",
+            "check_interval",
+            "log_level",
+            "listen_address_x",
+        ] {
+            assert!(plan(&s, &v, &[change(key)]).steps.is_empty(), "{key}");
+        }
+        for key in ["listen_address", "session_server.listen_address"] {
+            let p = plan(&s, &v, &[change(key)]);
+            assert_eq!(p.steps, [Step::Restart], "{key}");
+            assert!(
+                p.reason.contains(key.split('.').next().unwrap()),
+                "{}",
+                p.reason
+            );
+        }
+    }
+
+    #[test]
+    fn a_matching_definition_written_by_someone_else_is_adopted() {
+        let s = spec(ServiceState::Running);
+        let mut v = view(&s, true, true, true);
+        v.text = Some("#!/sbin/openrc-run\ncommand=/usr/bin/gitlab-runner\n".into());
+        let p = plan(&s, &v, &[]);
+        assert!(p.adopted);
+        assert!(p.steps.is_empty());
+        assert!(p.diff.is_empty());
+    }
+}

@@ -334,6 +334,9 @@ fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, 
     if now.gitlab != saved.fingerprints.gitlab {
         changed.push("GitLab's runners".into());
     }
+    if now.service != saved.fingerprints.service {
+        changed.push("the service".into());
+    }
     if !changed.is_empty() {
         eprintln!(
             "error: the saved plan {} is stale: {} changed since it was made\n  help: run \
