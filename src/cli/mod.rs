@@ -87,6 +87,16 @@ pub enum Command {
     /// before the next request. With nothing to do, nothing is written.
     Apply(commands::apply::Args),
 
+    /// Write a KDL file that describes an existing config.toml (from --config-toml, else
+    /// gitlab-runner's default path).
+    ///
+    /// Every runner with all its keys, the global keys, and settings that every runner repeats
+    /// in `defaults`. Tokens and secrets are never copied: each becomes an env var reference,
+    /// listed at the top of the file. Planned against the same host, the file adopts every
+    /// runner and changes nothing. With a GitLab access token (--token-env, default
+    /// GITLAB_TOKEN) each runner's scope and GitLab attributes are recorded too.
+    Import(commands::import::Args),
+
     /// What GitLab says of each declared runner: id, status (online, offline, stale,
     /// never_contacted), paused, last contact, the hosts running it, token expiry.
     ///
@@ -136,6 +146,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Plan(args) => commands::plan::run(&cli, &ui, args),
         Command::Apply(args) => commands::apply::run(&cli, &ui, args),
         Command::Status(args) => commands::status::run(&cli, &ui, args),
+        Command::Import(args) => commands::import::run(&cli, &ui, args),
         Command::Sim(args) => commands::sim::run(&cli, &ui, args),
     }
 }

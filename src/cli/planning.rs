@@ -222,7 +222,7 @@ fn connect(
 }
 
 /// gitlab-runner's id for this host, from `.runner_system_id` beside config.toml.
-fn system_id(config_toml: &std::path::Path) -> Option<String> {
+pub(crate) fn system_id(config_toml: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(config_toml.parent()?.join(".runner_system_id")).ok()?;
     let id = text.trim();
     let valid = id.len() == 14
