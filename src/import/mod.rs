@@ -331,7 +331,7 @@ pub fn render(survey: &Survey, opts: &Options, answers: &Answers) -> Imported {
     let url = survey.url.as_deref().unwrap_or(PLACEHOLDER_URL);
     if !drafts.is_empty() || survey.url.is_some() {
         if let Some(note) = &survey.url_note {
-            let _ = writeln!(body, "// {note}");
+            body.push_str(&comment(0, note));
         }
         let _ = writeln!(
             body,
@@ -390,14 +390,16 @@ pub fn render(survey: &Survey, opts: &Options, answers: &Answers) -> Imported {
         let f = d.found;
         let _ = writeln!(body, "\nrunner {} {{", quote(&f.name));
         for note in &d.notes {
-            let _ = writeln!(body, "    // {note}");
+            body.push_str(&comment(1, note));
         }
         if f.unnamed {
-            let _ = writeln!(
-                body,
-                "    // config.toml's entry has no name: the first apply names it {}",
-                quote(&f.name)
-            );
+            body.push_str(&comment(
+                1,
+                &format!(
+                    "config.toml's entry has no name: the first apply names it {}",
+                    quote(&f.name)
+                ),
+            ));
             let _ = writeln!(body, "    renamed_from \"\"");
         }
         for (_, line) in &d.gitlab {
@@ -417,12 +419,14 @@ pub fn render(survey: &Survey, opts: &Options, answers: &Answers) -> Imported {
             ),
         };
         if f.token.is_empty() {
-            let _ = writeln!(
-                body,
-                "    // config.toml has no token for this runner: it was never registered. Set \
-                 {var} to adopt an existing runner, or replace this line with its scope \
-                 (instance, group or project) to register one"
-            );
+            body.push_str(&comment(
+                1,
+                &format!(
+                    "config.toml has no token for this runner: it was never registered. Set \
+                     {var} to adopt an existing runner, or replace this line with its scope \
+                     (instance, group or project) to register one"
+                ),
+            ));
         }
         let _ = writeln!(
             body,
@@ -442,7 +446,8 @@ pub fn render(survey: &Survey, opts: &Options, answers: &Answers) -> Imported {
         let _ = writeln!(body, "}}");
     }
     for (name, why) in &skipped {
-        let _ = writeln!(body, "\n// Not imported: `{name}`. {why}");
+        body.push('\n');
+        body.push_str(&comment(0, &format!("Not imported: `{name}`. {why}")));
     }
 
     let _ = writeln!(
@@ -476,6 +481,25 @@ pub fn render(survey: &Survey, opts: &Options, answers: &Answers) -> Imported {
         env: env.listed,
         skipped,
     }
+}
+
+/// A KDL comment at `depth`, wrapped to stay readable beside the code.
+fn comment(depth: usize, text: &str) -> String {
+    let pad = "    ".repeat(depth);
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && pad.len() + 3 + line.len() + 1 + word.len() > 96 {
+            let _ = writeln!(out, "{pad}// {line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    let _ = writeln!(out, "{pad}// {line}");
+    out
 }
 
 /// GitLab lines that every runner has with the same most common value move to `defaults`;
