@@ -3,6 +3,7 @@
 //! Commands return an [`Exit`]; only this layer writes to the terminal.
 
 mod commands;
+mod host;
 mod plan_view;
 mod planning;
 mod ui;
@@ -44,6 +45,11 @@ pub struct Cli {
     /// gitlab-runner's config.toml (overrides the path in the KDL file)
     #[arg(long, global = true, value_name = "PATH")]
     pub config_toml: Option<PathBuf>,
+
+    /// The host of a fleet file to act on: its `host "NAME"` block and everything shared
+    /// (default: this machine's hostname; `validate` checks every host unless given)
+    #[arg(long, env = "RUNNERFORM_HOST", global = true, value_name = "NAME")]
+    pub host: Option<String>,
 
     /// Never colour output (also: the NO_COLOR environment variable)
     #[arg(long, global = true)]

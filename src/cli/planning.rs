@@ -14,7 +14,8 @@ use crate::views::{self, LocalViews};
 
 /// Reads and checks the KDL file; prints its problems. `Err` when it has errors.
 pub fn load_desired(cli: &Cli, ui: &Ui, refs: RefCheck) -> Result<Desired, Exit> {
-    let loaded = desired::read(&cli.file, refs);
+    let host = crate::cli::host::this_host(cli);
+    let loaded = desired::read_for(&cli.file, refs, desired::HostChoice::One(&host));
     ui.problems(&loaded.problems);
     loaded.desired.ok_or_else(|| {
         eprintln!(
