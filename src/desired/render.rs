@@ -84,11 +84,25 @@ pub fn table_body_referencing(
     .table(table, spec, depth, skip);
 }
 
+/// The env var that gitlab-runner itself would read for a `$VAR` or `${VAR}` value.
+pub fn env_reference(s: &str) -> Option<&str> {
+    let name = s
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .or_else(|| s.strip_prefix('$'))?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(name)
+}
+
 /// Whether a string at `key` must not be written inline.
 pub fn is_secret(key: &Key, s: &str) -> bool {
     // `$VAR` is gitlab-runner's own reference to its environment: no secret, and written as
     // it is, config.toml keeps it as it is.
-    if crate::import::names::env_reference(s).is_some() {
+    if env_reference(s).is_some() {
         return false;
     }
     (SECRET_KEYS.contains(&key.path.as_str()) && !s.is_empty()) || holds_token(s)
@@ -356,6 +370,14 @@ fn scalar_args(v: &Value, kind: Kind) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_references_in_config_toml() {
+        assert_eq!(env_reference("${RUNNER_TOKEN_1}"), Some("RUNNER_TOKEN_1"));
+        assert_eq!(env_reference("$GITLAB_URL"), Some("GITLAB_URL"));
+        assert_eq!(env_reference("glrt-abc"), None);
+        assert_eq!(env_reference("${1X}"), None);
+    }
 
     #[test]
     fn quoting_and_identifiers() {

@@ -7,7 +7,7 @@
 //! lists at the top. What cannot be expressed is said in a comment where it would have been.
 //!
 //! Building the text is pure; asking GitLab for each runner's scope is the caller's business
-//! ([`Survey::runner_ids`] says what to ask).
+//! ([`Survey::questions`] says what to ask).
 
 mod factor;
 pub mod names;
@@ -18,10 +18,11 @@ use std::fmt::Write;
 use toml_edit::{DocumentMut, Item, Table};
 
 use crate::desired::AccessLevel;
+use crate::desired::render::env_reference;
 use crate::desired::render::{RUNNER_IDENTITY_KEYS, quote, table_body_referencing};
 use crate::keys::inventory;
 use crate::remote::{RemoteRunner, RemoteState, RemoteView};
-use names::{EnvNames, env_part, env_reference};
+use names::{EnvNames, env_part};
 
 /// One `[[runners]]` entry, as the import sees it.
 pub struct Found {

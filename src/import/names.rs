@@ -52,20 +52,6 @@ impl EnvNames {
     }
 }
 
-/// The env var that gitlab-runner itself would read for a `$VAR` or `${VAR}` value.
-pub fn env_reference(s: &str) -> Option<&str> {
-    let name = s
-        .strip_prefix("${")
-        .and_then(|r| r.strip_suffix('}'))
-        .or_else(|| s.strip_prefix('$'))?;
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    valid.then_some(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,13 +70,5 @@ mod tests {
         assert_eq!(n.name("A_B", "two", "y"), "A_B_2");
         assert_eq!(n.name("A_B", "one", "z"), "A_B");
         assert_eq!(n.listed.len(), 2);
-    }
-
-    #[test]
-    fn env_references_in_config_toml() {
-        assert_eq!(env_reference("${RUNNER_TOKEN_1}"), Some("RUNNER_TOKEN_1"));
-        assert_eq!(env_reference("$GITLAB_URL"), Some("GITLAB_URL"));
-        assert_eq!(env_reference("glrt-abc"), None);
-        assert_eq!(env_reference("${1X}"), None);
     }
 }
