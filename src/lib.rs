@@ -14,6 +14,7 @@ pub mod cli;
 pub mod desired;
 pub mod diag;
 pub mod exit;
+pub mod import;
 pub mod keys;
 pub mod local;
 pub mod plan;

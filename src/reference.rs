@@ -25,6 +25,7 @@ pub fn markdown() -> String {
         Context::GitLab,
         Context::Service,
         Context::Runner,
+        Context::Host,
     ] {
         let _ = writeln!(out, "### {}\n", ctx.title());
         out.push_str("| node | written as | meaning |\n|---|---|---|\n");

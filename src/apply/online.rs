@@ -390,10 +390,9 @@ fn entry_index(doc: &DocumentMut, rp: &RunnerPlan) -> Option<usize> {
         .iter()
         .position(|t| rp.id.is_some() && t.get("id").and_then(Item::as_integer) == rp.id)
         .or_else(|| {
+            // An entry without a name is the one `renamed_from ""` adopts.
             runners.iter().position(|t| {
-                t.get("name")
-                    .and_then(Item::as_str)
-                    .is_some_and(|n| names.contains(&n))
+                names.contains(&t.get("name").and_then(Item::as_str).unwrap_or_default())
             })
         })
 }

@@ -3,6 +3,7 @@
 //! Commands return an [`Exit`]; only this layer writes to the terminal.
 
 mod commands;
+mod host;
 mod plan_view;
 mod planning;
 mod ui;
@@ -44,6 +45,11 @@ pub struct Cli {
     /// gitlab-runner's config.toml (overrides the path in the KDL file)
     #[arg(long, global = true, value_name = "PATH")]
     pub config_toml: Option<PathBuf>,
+
+    /// The host of a fleet file to act on: its `host "NAME"` block and everything shared
+    /// (default: this machine's hostname; `validate` checks every host unless given)
+    #[arg(long, env = "RUNNERFORM_HOST", global = true, value_name = "NAME")]
+    pub host: Option<String>,
 
     /// Never colour output (also: the NO_COLOR environment variable)
     #[arg(long, global = true)]
@@ -88,6 +94,16 @@ pub enum Command {
     /// before the next request. The service steps come last; runner changes never restart it
     /// (gitlab-runner reloads config.toml itself). With nothing to do, nothing is written.
     Apply(commands::apply::Args),
+
+    /// Write a KDL file that describes an existing config.toml (from --config-toml, else
+    /// gitlab-runner's default path).
+    ///
+    /// Every runner with all its keys, the global keys, and settings that every runner repeats
+    /// in `defaults`. Tokens and secrets are never copied: each becomes an env var reference,
+    /// listed at the top of the file. Planned against the same host, the file adopts every
+    /// runner and changes nothing. With a GitLab access token (--token-env, default
+    /// GITLAB_TOKEN) each runner's scope and GitLab attributes are recorded too.
+    Import(commands::import::Args),
 
     /// What GitLab says of each declared runner: id, status (online, offline, stale,
     /// never_contacted), paused, last contact, the hosts running it, token expiry.
@@ -138,6 +154,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Plan(args) => commands::plan::run(&cli, &ui, args),
         Command::Apply(args) => commands::apply::run(&cli, &ui, args),
         Command::Status(args) => commands::status::run(&cli, &ui, args),
+        Command::Import(args) => commands::import::run(&cli, &ui, args),
         Command::Sim(args) => commands::sim::run(&cli, &ui, args),
     }
 }

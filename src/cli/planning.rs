@@ -14,7 +14,8 @@ use crate::views::{self, LocalViews};
 
 /// Reads and checks the KDL file; prints its problems. `Err` when it has errors.
 pub fn load_desired(cli: &Cli, ui: &Ui, refs: RefCheck) -> Result<Desired, Exit> {
-    let loaded = desired::read(&cli.file, refs);
+    let host = crate::cli::host::this_host(cli);
+    let loaded = desired::read_for(&cli.file, refs, desired::HostChoice::One(&host));
     ui.problems(&loaded.problems);
     loaded.desired.ok_or_else(|| {
         eprintln!(
@@ -210,15 +211,22 @@ fn connect(
         .local
         .runners()
         .iter()
-        .filter_map(|t| {
+        .map(|t| {
             t.get("name")
                 .and_then(toml_edit::Item::as_str)
-                .map(str::to_string)
+                .unwrap_or_default()
+                .to_string()
         })
         .collect();
     for r in &d.runners {
+        let renamed_in_file = r
+            .body
+            .renamed_from
+            .as_ref()
+            .is_some_and(|o| in_file.contains(&o.value));
         if let Some(t) = &r.body.token
             && !in_file.contains(&r.name.value)
+            && !renamed_in_file
         {
             q.adopt.push((r.name.value.clone(), views::resolve(d, t)?));
         }

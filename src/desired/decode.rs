@@ -87,12 +87,14 @@ pub(crate) fn kdl_type(v: &KdlValue) -> &'static str {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct TemplateDecl {
     pub name: Spanned<String>,
     pub parent: Option<Spanned<String>>,
     pub body: RunnerBody,
 }
 
+#[derive(Clone)]
 pub(super) struct RunnerDecl {
     pub name: Spanned<String>,
     pub count: Option<Spanned<u32>>,
@@ -101,7 +103,15 @@ pub(super) struct RunnerDecl {
     pub loc: Loc,
 }
 
-#[derive(Default)]
+/// A `host` block of a fleet file.
+#[derive(Clone)]
+pub(super) struct HostDecl {
+    pub name: Spanned<String>,
+    pub config: Option<ConfigDecl>,
+    pub runners: Vec<RunnerDecl>,
+}
+
+#[derive(Default, Clone)]
 pub(super) struct Decoded {
     pub gitlab: Option<GitLab>,
     pub config: ConfigDecl,
@@ -109,6 +119,7 @@ pub(super) struct Decoded {
     pub defaults: Option<(RunnerBody, Loc)>,
     pub templates: Vec<TemplateDecl>,
     pub runners: Vec<RunnerDecl>,
+    pub hosts: Vec<HostDecl>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -166,26 +177,65 @@ pub(super) fn decode(files: &Files, problems: &mut Problems) -> Decoded {
                     body,
                 });
             }
-            "runner" => {
-                let Some(rname) = name_arg(&mut cx, node, "runner \"build\" { … }") else {
-                    continue;
-                };
-                allowed_props(&mut cx, node, &["count", "template"]);
-                let count = count_prop(&mut cx, node);
-                let template = string_prop(&mut cx, node, "template");
-                let body = decode_body(&mut cx, node, BodyKind::Runner);
-                out.runners.push(RunnerDecl {
-                    name: rname,
-                    count,
-                    template,
-                    body,
-                    loc: cx.loc(node.span()),
-                });
+            "runner" => out.runners.extend(decode_runner(&mut cx, node)),
+            "host" => {
+                if let Some(host) = decode_host(&mut cx, node, &out.hosts) {
+                    out.hosts.push(host);
+                }
             }
             _ => unknown_top(&mut cx, node),
         }
     }
     out
+}
+
+fn decode_runner(cx: &mut Cx, node: &KdlNode) -> Option<RunnerDecl> {
+    let name = name_arg(cx, node, "runner \"build\" { … }")?;
+    allowed_props(cx, node, &["count", "template"]);
+    let count = count_prop(cx, node);
+    let template = string_prop(cx, node, "template");
+    let body = decode_body(cx, node, BodyKind::Runner);
+    Some(RunnerDecl {
+        name,
+        count,
+        template,
+        body,
+        loc: cx.loc(node.span()),
+    })
+}
+
+fn decode_host(cx: &mut Cx, node: &KdlNode, earlier: &[HostDecl]) -> Option<HostDecl> {
+    allowed_props(cx, node, &[]);
+    let name = name_arg(cx, node, "host \"ci-01\" { runner \"build\" { … } }")?;
+    if let Some(first) = earlier.iter().find(|h| h.name.value == name.value) {
+        let first = cx.sources.position(first.name.loc);
+        cx.error(
+            "duplicate_host",
+            format!("host `{}` is declared twice", name.value),
+            name.loc.span,
+            "declared again here",
+            format!("first declared at {first}; put everything for one host in one block"),
+        );
+        return None;
+    }
+    let mut host = HostDecl {
+        name,
+        config: None,
+        runners: Vec::new(),
+    };
+    let mut seen = Vec::new();
+    for child in node.children().map(|d| d.nodes()).unwrap_or_default() {
+        match child.name().value() {
+            "config" => {
+                if duplicate_check(cx, child, &mut seen) {
+                    host.config = Some(decode_config(cx, child));
+                }
+            }
+            "runner" => host.runners.extend(decode_runner(cx, child)),
+            _ => unknown_child(cx, child, "host", Context::Host),
+        }
+    }
+    Some(host)
 }
 
 fn unknown_top(cx: &mut Cx, node: &KdlNode) {

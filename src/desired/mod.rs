@@ -10,15 +10,18 @@
 pub(crate) mod check;
 mod decode;
 mod expand;
+mod hosts;
 pub mod load;
 pub mod nodes;
 mod parse;
 pub mod render;
 pub mod value;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use crate::diag::{Loc, Problems, Sources};
+pub use hosts::HostChoice;
 pub use value::{Entry, Table, Value};
 
 /// A value together with where it was written.
@@ -268,31 +271,93 @@ pub fn suggest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
 pub struct Loaded {
     pub desired: Option<Desired>,
     pub problems: Problems,
+    /// The hosts a fleet file declares (empty for a file without `host` blocks).
+    pub hosts: Vec<String>,
 }
 
-/// Reads, decodes, expands and checks the desired state rooted at `path`.
+/// Reads, decodes, expands and checks the desired state rooted at `path`; every host's view
+/// of a fleet file.
 pub fn read(path: &std::path::Path, refs: RefCheck) -> Loaded {
+    read_for(path, refs, HostChoice::All)
+}
+
+/// Reads the desired state as `host` sees it. A file without `host` blocks is the same for
+/// every host. With [`HostChoice::All`], each host's view is checked and the runners of all
+/// of them are returned (for `validate`).
+pub fn read_for(path: &std::path::Path, refs: RefCheck, host: HostChoice) -> Loaded {
     let mut problems = Problems::default();
     let files = load::load(path, &mut problems);
     let Some(files) = files else {
         return Loaded {
             desired: None,
             problems: problems.sorted(),
+            hosts: Vec::new(),
         };
     };
     let decoded = decode::decode(&files, &mut problems);
-    let runners = expand::expand(&files.sources, &decoded, &mut problems);
+    let names: Vec<String> = decoded.hosts.iter().map(|h| h.name.value.clone()).collect();
+    let views: Vec<(Option<&str>, Cow<decode::Decoded>)> = match host {
+        _ if names.is_empty() => vec![(None, Cow::Borrowed(&decoded))],
+        HostChoice::One(h) if names.iter().any(|n| n == h) => {
+            vec![(Some(h), Cow::Owned(hosts::select(&decoded, h)))]
+        }
+        HostChoice::One(h) => {
+            problems.push(hosts::unknown(&files.sources, &decoded, h));
+            Vec::new()
+        }
+        HostChoice::All => names
+            .iter()
+            .map(|n| (Some(n.as_str()), Cow::Owned(hosts::select(&decoded, n))))
+            .collect(),
+    };
+    let mut sources = files.sources;
+    let mut runners = Vec::new();
+    let mut config = None;
+    for (name, view) in &views {
+        // Each host's problems, once: shared nodes are checked in every host's view. The
+        // problems so far go along, because checks stay quiet about what an earlier error
+        // explains.
+        let mut found = problems.clone();
+        let before = found.list.len();
+        let mut expanded = expand::expand(&sources, view, &mut found);
+        if let Some(name) = name {
+            hosts::describe(&mut expanded, name);
+        }
+        let one = Desired {
+            sources,
+            gitlab: view.gitlab.clone(),
+            config: view.config.clone(),
+            service: view.service.clone(),
+            runners: expanded,
+        };
+        check::check(&one, refs, &mut found);
+        for p in found.list.drain(before..) {
+            let seen = problems
+                .list
+                .iter()
+                .any(|q| q.loc == p.loc && q.message == p.message && q.code == p.code);
+            if !seen {
+                problems.push(p);
+            }
+        }
+        sources = one.sources;
+        if views.len() == 1 {
+            config = Some(one.config);
+        }
+        runners.extend(one.runners);
+    }
+    drop(views);
     let desired = Desired {
-        sources: files.sources,
+        sources,
         gitlab: decoded.gitlab,
-        config: decoded.config,
+        config: config.unwrap_or(decoded.config),
         service: decoded.service,
         runners,
     };
-    check::check(&desired, refs, &mut problems);
     let desired = (!problems.has_errors()).then_some(desired);
     Loaded {
         desired,
         problems: problems.sorted(),
+        hosts: names,
     }
 }

@@ -15,6 +15,8 @@ pub enum Context {
     Service,
     /// Inside `runner`, `defaults` and `template` bodies.
     Runner,
+    /// Inside `host "NAME" { }`.
+    Host,
 }
 
 impl Context {
@@ -24,6 +26,7 @@ impl Context {
             Context::GitLab => "Inside `gitlab`",
             Context::Service => "Inside `service`",
             Context::Runner => "Inside `runner`, `defaults` and `template`",
+            Context::Host => "Inside `host`",
         }
     }
 }
@@ -97,6 +100,29 @@ pub const NODES: &[NodeDef] = &[
         "A runner. Its name is also the `name` of its `[[runners]]` entry. `count=N` declares \
          N replicas named NAME-1 … NAME-N. Layers merge deeply: defaults, then the template \
          chain, then the runner's own body.",
+    ),
+    def(
+        Top,
+        "host",
+        r#"host "ci-01" { config { … } runner "rust" { … } }"#,
+        "One host of a fleet: what applies only on the host of that name (`--host NAME`, env \
+         `RUNNERFORM_HOST`, default the machine's hostname). Everything outside `host` blocks \
+         applies to every host. A file with `host` blocks is applied only on a host it names; \
+         `validate` checks every host.",
+    ),
+    def(
+        Host,
+        "config",
+        r#"config "/srv/runner/config.toml" { concurrent 16 }"#,
+        "This host's config.toml path and global keys; they override the top-level `config` key \
+         by key.",
+    ),
+    def(
+        Host,
+        "runner",
+        r#"runner "rust" { … }"#,
+        "A runner of this host only, written as at the top level; it inherits `defaults` and \
+         templates. Runners in a fleet file default their GitLab description to `NAME on HOST`.",
     ),
     def(
         GitLab,
@@ -254,7 +280,8 @@ pub const NODES: &[NodeDef] = &[
         "renamed_from",
         r#"renamed_from "old-name""#,
         "The runner's previous name: the existing registration is kept and renamed, not \
-         deleted and created again.",
+         deleted and created again. `renamed_from \"\"` names an entry that has no name (as \
+         `import` writes it); such entries are taken in file order.",
     ),
 ];
 

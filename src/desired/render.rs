@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use toml_edit::{Item, Table, Value};
 
+use crate::desired::value::SECRET_KEYS;
 use crate::keys::{Elem, Key, Kind};
 
 /// Keys of `[[runners]]` that are not written as settings: the runner's identity and
@@ -54,27 +55,61 @@ pub fn ident(s: &str) -> String {
     if plain { s.to_string() } else { quote(s) }
 }
 
+/// Where secret strings go while rendering: given the key, the name of the env var that
+/// will hold the value. Without one, values are written as they are (for tests that compare
+/// every value with its TOML).
+pub type SecretNamer<'a> = dyn FnMut(&Key, &str) -> String + 'a;
+
 /// Renders the keys of `table` as children of a node whose spec is `spec`, at `depth`.
 /// `skip` names keys that the caller expresses otherwise.
 pub fn table_body(table: &Table, spec: &Key, depth: usize, skip: &[&str], out: &mut String) {
-    for (name, item) in table.iter() {
-        if skip.contains(&name) {
-            continue;
-        }
-        let key = spec.child(name).or_else(|| {
-            spec.children
-                .iter()
-                .find(|k| k.name.eq_ignore_ascii_case(name))
-        });
-        match key {
-            Some(key) => item_node(item, key, depth, out),
-            None => comment(
-                out,
-                depth,
-                &format!("`{name}` is not a key gitlab-runner knows; left out"),
-            ),
-        }
+    Render { out, secrets: None }.table(table, spec, depth, skip);
+}
+
+/// Like [`table_body`], but a secret (a key of [`SECRET_KEYS`], or any string that holds a
+/// GitLab token) becomes `KEY env="VAR"` with the name `secrets` gives it, and a token in a
+/// place that cannot take a reference becomes a comment. Nothing secret reaches `out`.
+pub fn table_body_referencing(
+    table: &Table,
+    spec: &Key,
+    depth: usize,
+    skip: &[&str],
+    out: &mut String,
+    secrets: &mut SecretNamer,
+) {
+    Render {
+        out,
+        secrets: Some(secrets),
     }
+    .table(table, spec, depth, skip);
+}
+
+/// The env var that gitlab-runner itself would read for a `$VAR` or `${VAR}` value.
+pub fn env_reference(s: &str) -> Option<&str> {
+    let name = s
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .or_else(|| s.strip_prefix('$'))?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(name)
+}
+
+/// Whether a string at `key` must not be written inline.
+pub fn is_secret(key: &Key, s: &str) -> bool {
+    // `$VAR` is gitlab-runner's own reference to its environment: no secret, and written as
+    // it is, config.toml keeps it as it is.
+    if env_reference(s).is_some() {
+        return false;
+    }
+    (SECRET_KEYS.contains(&key.path.as_str()) && !s.is_empty()) || holds_token(s)
+}
+
+fn holds_token(s: &str) -> bool {
+    crate::secrets::mask(s) != s
 }
 
 fn pad(depth: usize) -> String {
@@ -85,46 +120,111 @@ fn comment(out: &mut String, depth: usize, text: &str) {
     let _ = writeln!(out, "{}// {text}", pad(depth));
 }
 
-fn item_node(item: &Item, key: &Key, depth: usize, out: &mut String) {
-    let name = ident(&key.name);
-    let p = pad(depth);
-    match (key.kind, item) {
-        (Kind::Table, Item::Table(t)) => {
-            let _ = writeln!(out, "{p}{name} {{");
-            table_body(t, key, depth + 1, &[], out);
-            let _ = writeln!(out, "{p}}}");
-        }
-        (Kind::Table, Item::Value(Value::InlineTable(t))) => {
-            let _ = writeln!(out, "{p}{name} {{");
-            table_body(&t.clone().into_table(), key, depth + 1, &[], out);
-            let _ = writeln!(out, "{p}}}");
-        }
-        (Kind::TableArray, Item::ArrayOfTables(ts)) => {
-            for t in ts.iter() {
-                let _ = writeln!(out, "{p}{name} {{");
-                table_body(t, key, depth + 1, &[], out);
-                let _ = writeln!(out, "{p}}}");
+struct Render<'o, 's, 'n> {
+    out: &'o mut String,
+    secrets: Option<&'s mut SecretNamer<'n>>,
+}
+
+impl Render<'_, '_, '_> {
+    fn table(&mut self, table: &Table, spec: &Key, depth: usize, skip: &[&str]) {
+        for (name, item) in table.iter() {
+            if skip.contains(&name) {
+                continue;
+            }
+            let key = spec.child(name).or_else(|| {
+                spec.children
+                    .iter()
+                    .find(|k| k.name.eq_ignore_ascii_case(name))
+            });
+            match key {
+                Some(key) => self.item(item, key, depth),
+                None => comment(
+                    self.out,
+                    depth,
+                    &format!(
+                        "`{name}` is not a key gitlab-runner knows; left out (runnerform \
+                         leaves it in config.toml as it is)"
+                    ),
+                ),
             }
         }
-        (Kind::TableArray, Item::Value(Value::Array(a))) => {
-            for v in a.iter() {
-                if let Value::InlineTable(t) = v {
-                    let _ = writeln!(out, "{p}{name} {{");
-                    table_body(&t.clone().into_table(), key, depth + 1, &[], out);
-                    let _ = writeln!(out, "{p}}}");
+    }
+
+    /// A line that would show a token is replaced by a comment saying why it is missing.
+    fn line(&mut self, depth: usize, name: &str, line: String) {
+        if self.secrets.is_some() && holds_token(&line) {
+            comment(
+                self.out,
+                depth,
+                &format!(
+                    "`{name}` holds a GitLab token, which is never copied into a KDL file and \
+                     cannot be referenced here; left out (runnerform leaves it in config.toml \
+                     as it is)"
+                ),
+            );
+        } else {
+            self.out.push_str(&line);
+        }
+    }
+
+    fn block(&mut self, name: &str, t: &Table, key: &Key, depth: usize) {
+        let p = pad(depth);
+        let _ = writeln!(self.out, "{p}{name} {{");
+        self.table(t, key, depth + 1, &[]);
+        let _ = writeln!(self.out, "{p}}}");
+    }
+
+    fn item(&mut self, item: &Item, key: &Key, depth: usize) {
+        let name = ident(&key.name);
+        let p = pad(depth);
+        match (key.kind, item) {
+            (Kind::Table, Item::Table(t)) => self.block(&name, t, key, depth),
+            (Kind::Table, Item::Value(Value::InlineTable(t))) => {
+                self.block(&name, &t.clone().into_table(), key, depth)
+            }
+            (Kind::TableArray, Item::ArrayOfTables(ts)) => {
+                for t in ts.iter() {
+                    self.block(&name, t, key, depth);
                 }
             }
-        }
-        (Kind::Map(elem), Item::Table(t)) => map_node(&name, t.iter(), elem, depth, out),
-        (Kind::Map(elem), Item::Value(Value::InlineTable(t))) => {
-            map_node(&name, t.iter(), elem, depth, out)
-        }
-        (_, Item::Value(v)) => match scalar_args(v, key.kind) {
-            Some(args) => {
-                let _ = writeln!(out, "{p}{name}{args}");
+            (Kind::TableArray, Item::Value(Value::Array(a))) => {
+                for v in a.iter() {
+                    if let Value::InlineTable(t) = v {
+                        self.block(&name, &t.clone().into_table(), key, depth);
+                    }
+                }
             }
-            None => comment(
-                out,
+            (Kind::Map(elem), Item::Table(t)) => {
+                let mut s = String::new();
+                map_node(&name, t.iter(), elem, depth, &mut s);
+                self.line(depth, &key.name, s);
+            }
+            (Kind::Map(elem), Item::Value(Value::InlineTable(t))) => {
+                let mut s = String::new();
+                map_node(&name, t.iter(), elem, depth, &mut s);
+                self.line(depth, &key.name, s);
+            }
+            (Kind::String, Item::Value(Value::String(s)))
+                if self.secrets.is_some() && is_secret(key, s.value()) =>
+            {
+                let namer = self.secrets.as_mut().expect("checked above");
+                let var = namer(key, s.value());
+                let _ = writeln!(self.out, "{p}{name} env={}", quote(&var));
+            }
+            (_, Item::Value(v)) => match scalar_args(v, key.kind) {
+                Some(args) => self.line(depth, &key.name, format!("{p}{name}{args}\n")),
+                None => comment(
+                    self.out,
+                    depth,
+                    &format!(
+                        "`{}` should be a {}; left out",
+                        key.name,
+                        key.kind.describe()
+                    ),
+                ),
+            },
+            _ => comment(
+                self.out,
                 depth,
                 &format!(
                     "`{}` should be a {}; left out",
@@ -132,16 +232,7 @@ fn item_node(item: &Item, key: &Key, depth: usize, out: &mut String) {
                     key.kind.describe()
                 ),
             ),
-        },
-        _ => comment(
-            out,
-            depth,
-            &format!(
-                "`{}` should be a {}; left out",
-                key.name,
-                key.kind.describe()
-            ),
-        ),
+        }
     }
 }
 
@@ -279,6 +370,14 @@ fn scalar_args(v: &Value, kind: Kind) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_references_in_config_toml() {
+        assert_eq!(env_reference("${RUNNER_TOKEN_1}"), Some("RUNNER_TOKEN_1"));
+        assert_eq!(env_reference("$GITLAB_URL"), Some("GITLAB_URL"));
+        assert_eq!(env_reference("glrt-abc"), None);
+        assert_eq!(env_reference("${1X}"), None);
+    }
 
     #[test]
     fn quoting_and_identifiers() {

@@ -130,7 +130,7 @@ const NOT_DECLARABLE: &[(&str, &str)] = &[
 ];
 
 /// Keys whose values are secrets: written inline they end up in version control.
-const SECRET_KEYS: &[&str] = &[
+pub(crate) const SECRET_KEYS: &[&str] = &[
     "runners.cache.s3.AccessKey",
     "runners.cache.s3.SecretKey",
     "runners.cache.s3.SessionToken",

@@ -38,11 +38,16 @@ struct EntryInfo {
     name: String,
     id: i64,
     url: String,
-    /// Only ever compared and sent to GitLab, never shown.
+    /// Only ever compared and sent to GitLab, never shown. gitlab-runner expands `$VAR` in
+    /// it, so this is the expanded value.
     token: String,
+    /// The token is a `$VAR` reference to a variable this process does not have: nothing can
+    /// be concluded about it.
+    token_unseen: bool,
 }
 
 fn entry_info(t: &Table) -> EntryInfo {
+    let raw_token = t.get("token").and_then(Item::as_str).unwrap_or_default();
     EntryInfo {
         name: t
             .get("name")
@@ -55,11 +60,8 @@ fn entry_info(t: &Table) -> EntryInfo {
             .and_then(Item::as_str)
             .unwrap_or_default()
             .to_string(),
-        token: t
-            .get("token")
-            .and_then(Item::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        token: expand_env(raw_token),
+        token_unseen: raw_token.contains('$') && expand_env(raw_token).is_empty(),
     }
 }
 
@@ -214,6 +216,8 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                 },
             });
         }
+        // An entry URL that expands to nothing names a variable this process lacks: that is
+        // no reason to replace anything.
         let entry_url = expand_env(&e.url);
         if e.url.is_empty() && !url.is_empty() {
             // gitlab-runner cannot use an entry without a URL; the declared one is the answer.
@@ -226,7 +230,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
                     new: Some(shown(&url.as_str().into())),
                 },
             });
-        } else if !url.is_empty() && !same_url(&entry_url, &url) {
+        } else if !url.is_empty() && !entry_url.is_empty() && !same_url(&entry_url, &url) {
             plans.push(RunnerPlan {
                 name: name.clone(),
                 action: Action::Replace,
@@ -258,7 +262,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         let mut id = e.id;
         let mut remote_action = None;
         if let Some(view) = inp.remote {
-            if id <= 0 {
+            if id <= 0 && !e.token_unseen {
                 match view.verified.get(&e.token) {
                     Some(Ok(v)) => id = *v,
                     Some(Err((status, msg))) => {
@@ -711,6 +715,9 @@ fn find_entry(
         match by_name.len() {
             0 => continue,
             1 => return Ok(Some(by_name[0])),
+            // Entries without a name (`renamed_from ""`) differ in nothing a declaration can
+            // name, so they are taken in file order, which is the order import writes them.
+            _ if n.is_empty() => return Ok(Some(by_name[0])),
             k => return Err(k),
         }
     }
@@ -758,7 +765,7 @@ fn missing_runner(r: &Runner, managed: Option<&Managed>, offline: bool) -> Runne
 }
 
 /// gitlab-runner expands `$VAR` and `${VAR}` in `url` when it loads config.toml.
-fn expand_env(s: &str) -> String {
+pub(crate) fn expand_env(s: &str) -> String {
     if !s.contains('$') {
         return s.to_string();
     }

@@ -3,6 +3,8 @@
 mod common;
 mod test_examples;
 mod test_fixtures;
+mod test_fleet;
+mod test_import;
 mod test_local;
 mod test_malformed;
 mod test_online;

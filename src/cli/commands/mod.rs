@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod apply;
+pub mod import;
 pub mod plan;
 pub mod sim;
 pub mod status;

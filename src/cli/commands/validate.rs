@@ -2,14 +2,15 @@
 
 use crate::cli::ui::plural;
 use crate::cli::{Cli, Ui};
-use crate::desired::{self, RefCheck};
+use crate::desired::{self, HostChoice, RefCheck};
 use crate::exit::Exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub fn run(cli: &Cli, ui: &Ui, _args: &Args) -> Exit {
-    let loaded = desired::read(&cli.file, RefCheck::Warn);
+    let host = cli.host.as_deref().map_or(HostChoice::All, HostChoice::One);
+    let loaded = desired::read_for(&cli.file, RefCheck::Warn, host);
     ui.problems(&loaded.problems);
     let (errors, warnings) = (loaded.problems.errors(), loaded.problems.warnings());
     let Some(d) = loaded.desired else {
@@ -27,6 +28,9 @@ pub fn run(cli: &Cli, ui: &Ui, _args: &Args) -> Exit {
         cli.file.display(),
         plural(d.runners.len(), "runner")
     );
+    if !loaded.hosts.is_empty() && cli.host.is_none() {
+        line.push_str(&format!(" on {}", plural(loaded.hosts.len(), "host")));
+    }
     if files > 1 {
         line.push_str(&format!(" in {}", plural(files, "file")));
     }
