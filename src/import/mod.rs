@@ -11,6 +11,7 @@
 
 mod factor;
 pub mod names;
+pub mod service;
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -86,6 +87,8 @@ pub struct Options<'a> {
     pub config_path: &'a str,
     /// The env var that holds the GitLab access token, named in the `gitlab` node.
     pub gitlab_token_env: &'a str,
+    /// The `service` node describing the installed gitlab-runner service, if one was found.
+    pub service: Option<&'a str>,
 }
 
 pub struct Imported {
@@ -358,6 +361,10 @@ pub fn render(survey: &Survey, opts: &Options, answers: &Answers) -> Imported {
         &mut namer,
     );
     let _ = writeln!(body, "config {} {{\n{globals}}}", quote(opts.config_path));
+    if let Some(service) = opts.service {
+        body.push('\n');
+        body.push_str(service);
+    }
 
     if !factored.common.is_empty() || !shared_gitlab.is_empty() {
         let _ = writeln!(

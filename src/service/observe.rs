@@ -90,14 +90,17 @@ impl ServiceView {
     }
 }
 
-pub fn manager(spec: &Spec) -> Box<dyn ServiceManager> {
-    let kind = match spec.kind {
+pub fn manager_kind(kind: Kind) -> service_manager::ServiceManagerKind {
+    match kind {
         Kind::Systemd => service_manager::ServiceManagerKind::Systemd,
         Kind::OpenRc => service_manager::ServiceManagerKind::OpenRc,
         Kind::Launchd => service_manager::ServiceManagerKind::Launchd,
         Kind::Windows => service_manager::ServiceManagerKind::Sc,
-    };
-    let mut m = <dyn ServiceManager>::target(kind);
+    }
+}
+
+pub fn manager(spec: &Spec) -> Box<dyn ServiceManager> {
+    let mut m = <dyn ServiceManager>::target(manager_kind(spec.kind));
     if spec.user_level {
         // Only systemd and launchd get here with a user service (checked when resolving).
         let _ = m.set_level(service_manager::ServiceLevel::User);

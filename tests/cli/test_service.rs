@@ -669,3 +669,70 @@ fn systemd_counts_only_when_it_is_running() {
         assert_eq!(detect(root.path()), Some(Kind::Systemd));
     }
 }
+
+#[test]
+fn import_describes_the_installed_service_and_its_plan_adopts_it() {
+    if !openrc() {
+        return;
+    }
+    let h = Host::new();
+    let svc = Service::new("import");
+    let config = h.env.write(
+        "config.toml",
+        "concurrent = 1\n\n[[runners]]\n  name = \"imported\"\n  url = \"https://gitlab.example.com\"\n  \
+         id = 7\n  token = \"glrt-importedtoken0000000\"\n  executor = \"shell\"\n",
+    );
+    std::fs::write(
+        svc.script(),
+        format!(
+            "#!/sbin/openrc-run\nsupervisor=supervise-daemon\nname=\"{n}\"\ncommand='{p}'\n\
+             command_args=\"run --config '{c}' --working-directory '{w}' --service {n} --syslog \
+             --user nobody\"\n",
+            n = svc.name,
+            p = h.program.display(),
+            c = config.display(),
+            w = h.env.path().join("work dir").display()
+        ),
+    )
+    .unwrap();
+    chmod(&svc.script(), 0o755);
+    let out = h.run(&[
+        "--config-toml",
+        "config.toml",
+        "import",
+        "--service-name",
+        &svc.name,
+        "--output",
+        "imported.kdl",
+    ]);
+    ok(&out);
+    let kdl = std::fs::read_to_string(h.env.path().join("imported.kdl")).unwrap();
+    for want in [
+        "service {".to_string(),
+        format!("name \"{}\"", svc.name),
+        "manager \"openrc\"".into(),
+        "user \"nobody\"".into(),
+        "state \"stopped\"".into(),
+        "adopted as it is".into(),
+    ] {
+        assert!(kdl.contains(&want), "{want} missing from\n{kdl}");
+    }
+    let plan = h.run(&["-f", "imported.kdl", "plan", "--offline", "--json"]);
+    ok(&plan);
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(json["service"]["adopted"], true, "{}", json["service"]);
+    assert_eq!(json["service"]["steps"], serde_json::json!([]));
+    // Taking ownership of the runner is the only change.
+    assert_eq!(json["runners"][0]["action"], "adopt", "{}", plan.stdout);
+    let before = std::fs::read_to_string(svc.script()).unwrap();
+    ok(&h.run(&["-f", "imported.kdl", "apply", "--yes", "--offline"]));
+    assert_eq!(std::fs::read_to_string(svc.script()).unwrap(), before);
+    let again = h.run(&[
+        "-f",
+        "imported.kdl",
+        "plan",
+        "--offline",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.combined());
+}

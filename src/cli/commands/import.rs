@@ -24,6 +24,10 @@ pub struct Args {
     /// (`GET /runners/:id`) and written down; the `gitlab` node names it either way.
     #[arg(long, value_name = "VAR", default_value = "GITLAB_TOKEN")]
     pub token_env: String,
+    /// The gitlab-runner service to describe, when it is installed (under the service
+    /// manager that runs this machine)
+    #[arg(long, value_name = "NAME", default_value = crate::service::DEFAULT_NAME)]
+    pub service_name: String,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
@@ -64,11 +68,15 @@ fn import(cli: &Cli, ui: &Ui, args: &Args) -> Result<(), Problem> {
     let survey = import::survey(&local.doc);
     let answers = ask_gitlab(ui, &survey, &args.token_env, &path)?;
     let config_path = path.display().to_string();
+    let service = import::service::describe(&args.service_name, &path, |kind| {
+        service_running(kind, &args.service_name)
+    });
     let imported = import::render(
         &survey,
         &Options {
             config_path: &config_path,
             gitlab_token_env: &args.token_env,
+            service: service.as_ref().map(|f| f.kdl.as_str()),
         },
         &answers,
     );
@@ -94,6 +102,13 @@ fn import(cli: &Cli, ui: &Ui, args: &Args) -> Result<(), Problem> {
             plural(n, "runner"),
             path.display()
         );
+        if let Some(f) = &service {
+            eprintln!(
+                "Described the service {} from {}.",
+                args.service_name,
+                f.path.display()
+            );
+        }
         for (name, why) in &imported.skipped {
             eprintln!("Not imported: {name}: {why}");
         }
@@ -108,6 +123,20 @@ fn import(cli: &Cli, ui: &Ui, args: &Args) -> Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+/// Whether the service runs, as its manager says.
+fn service_running(kind: crate::service::Kind, name: &str) -> bool {
+    use service_manager::{ServiceManager, ServiceStatus, ServiceStatusCtx};
+    let m = <dyn ServiceManager>::target(crate::service::observe::manager_kind(kind));
+    let status = m.status(ServiceStatusCtx {
+        label: service_manager::ServiceLabel {
+            qualifier: None,
+            organization: None,
+            application: name.to_string(),
+        },
+    });
+    matches!(status, Ok(ServiceStatus::Running))
 }
 
 /// Each imported runner's scope and attributes, when an access token is at hand.
