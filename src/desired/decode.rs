@@ -712,17 +712,7 @@ fn decode_config(cx: &mut Cx, node: &KdlNode) -> ConfigDecl {
 fn decode_service(cx: &mut Cx, node: &KdlNode) -> Option<ServiceDecl> {
     allowed_props(cx, node, &[]);
     no_args(cx, node, "service { user \"gitlab-runner\" }");
-    let mut svc = ServiceDecl {
-        name: None,
-        user: None,
-        working_directory: None,
-        binary: None,
-        state: None,
-        manager: None,
-        user_service: None,
-        environment: Vec::new(),
-        loc: cx.loc(node.name().span()),
-    };
+    let mut svc = ServiceDecl::empty(cx.loc(node.name().span()));
     let mut seen = Vec::new();
     for child in node.children().map(|d| d.nodes()).unwrap_or_default() {
         if !duplicate_check(cx, child, &mut seen) {

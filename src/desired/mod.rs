@@ -145,6 +145,23 @@ pub struct ServiceDecl {
     pub loc: Loc,
 }
 
+impl ServiceDecl {
+    /// A service node with nothing set, written at `loc`.
+    pub fn empty(loc: Loc) -> Self {
+        ServiceDecl {
+            name: None,
+            user: None,
+            working_directory: None,
+            binary: None,
+            state: None,
+            manager: None,
+            user_service: None,
+            environment: Vec::new(),
+            loc,
+        }
+    }
+}
+
 /// Group or project, by full path or by numeric id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

@@ -227,20 +227,10 @@ mod tests {
             definition,
             user: None,
             path: Some("/etc/init.d/gitlab-runner".into()),
-            decl: ServiceDecl {
-                name: None,
-                user: None,
-                working_directory: None,
-                binary: None,
-                state: None,
-                manager: None,
-                user_service: None,
-                environment: Vec::new(),
-                loc: Loc {
-                    file: FileId(0),
-                    span: (0, 0).into(),
-                },
-            },
+            decl: ServiceDecl::empty(Loc {
+                file: FileId(0),
+                span: (0, 0).into(),
+            }),
         }
     }
 
