@@ -108,6 +108,8 @@ pub(super) struct RunnerDecl {
 pub(super) struct HostDecl {
     pub name: Spanned<String>,
     pub config: Option<ConfigDecl>,
+    /// Replaces the shared `service` node on this host.
+    pub service: Option<ServiceDecl>,
     pub runners: Vec<RunnerDecl>,
 }
 
@@ -221,6 +223,7 @@ fn decode_host(cx: &mut Cx, node: &KdlNode, earlier: &[HostDecl]) -> Option<Host
     let mut host = HostDecl {
         name,
         config: None,
+        service: None,
         runners: Vec::new(),
     };
     let mut seen = Vec::new();
@@ -229,6 +232,11 @@ fn decode_host(cx: &mut Cx, node: &KdlNode, earlier: &[HostDecl]) -> Option<Host
             "config" => {
                 if duplicate_check(cx, child, &mut seen) {
                     host.config = Some(decode_config(cx, child));
+                }
+            }
+            "service" => {
+                if duplicate_check(cx, child, &mut seen) {
+                    host.service = decode_service(cx, child);
                 }
             }
             "runner" => host.runners.extend(decode_runner(cx, child)),

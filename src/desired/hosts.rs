@@ -1,6 +1,6 @@
 //! Fleets: one file for several hosts. Everything outside `host` blocks applies to every
-//! host; a `host "NAME"` block adds that host's runners and overrides its config.toml path
-//! and global keys. Each host sees the shared part plus its own block, and nothing of the
+//! host; a `host "NAME"` block adds that host's runners, overrides its config.toml path
+//! and global keys, and may replace the shared `service` node. Each host sees the shared part plus its own block, and nothing of the
 //! others.
 
 use super::Runner;
@@ -27,6 +27,9 @@ pub(super) fn select(d: &Decoded, host: &str) -> Decoded {
             }
             view.config.globals.merge_from(&c.globals);
             view.config.loc = view.config.loc.or(c.loc);
+        }
+        if h.service.is_some() {
+            view.service.clone_from(&h.service);
         }
         view.runners.extend(h.runners.iter().cloned());
     }

@@ -330,6 +330,7 @@ pub fn read_for(path: &std::path::Path, refs: RefCheck, host: HostChoice) -> Loa
     let mut sources = files.sources;
     let mut runners = Vec::new();
     let mut config = None;
+    let mut service = None;
     for (name, view) in &views {
         // Each host's problems, once: shared nodes are checked in every host's view. The
         // problems so far go along, because checks stay quiet about what an earlier error
@@ -360,6 +361,7 @@ pub fn read_for(path: &std::path::Path, refs: RefCheck, host: HostChoice) -> Loa
         sources = one.sources;
         if views.len() == 1 {
             config = Some(one.config);
+            service = Some(one.service);
         }
         runners.extend(one.runners);
     }
@@ -368,7 +370,7 @@ pub fn read_for(path: &std::path::Path, refs: RefCheck, host: HostChoice) -> Loa
         sources,
         gitlab: decoded.gitlab,
         config: config.unwrap_or(decoded.config),
-        service: decoded.service,
+        service: service.unwrap_or(decoded.service),
         runners,
     };
     let desired = (!problems.has_errors()).then_some(desired);

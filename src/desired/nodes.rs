@@ -119,6 +119,12 @@ pub const NODES: &[NodeDef] = &[
     ),
     def(
         Host,
+        "service",
+        "service { user \"builder\" … }",
+        "This host's gitlab-runner service; it replaces the top-level `service` node on this host.",
+    ),
+    def(
+        Host,
         "runner",
         r#"runner "rust" { … }"#,
         "A runner of this host only, written as at the top level; it inherits `defaults` and \

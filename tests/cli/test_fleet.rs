@@ -215,3 +215,39 @@ fn a_scheduled_drift_check_exits_2_on_drift_with_the_plan_as_json() {
         2
     );
 }
+
+#[test]
+fn a_host_block_may_replace_the_shared_service() {
+    use runnerform::desired::{HostChoice, RefCheck, read_for};
+    let env = crate::common::TestEnvironment::new();
+    let file = env.write(
+        "fleet.kdl",
+        r#"config "config.toml"
+service {
+    user "gitlab-runner"
+}
+host "ci-01" {
+    service {
+        user "builder"
+        state "stopped"
+    }
+}
+host "ci-02" {
+}
+"#,
+    );
+    let user_on = |host: &str| {
+        let loaded = read_for(&file, RefCheck::Settings, HostChoice::One(host));
+        let d = loaded.desired.expect("valid");
+        let svc = d.service.expect("a service");
+        (svc.user.unwrap().value, svc.state.map(|s| s.value))
+    };
+    assert_eq!(
+        user_on("ci-01"),
+        (
+            "builder".to_string(),
+            Some(runnerform::desired::ServiceState::Stopped)
+        )
+    );
+    assert_eq!(user_on("ci-02"), ("gitlab-runner".to_string(), None));
+}
