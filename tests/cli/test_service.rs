@@ -297,6 +297,16 @@ fn openrc_service_lifecycle() {
     assert!(crate::common::unmasked_token(&script).is_none(), "{script}");
     assert!(!script.contains("glrt-"));
 
+    let status = h.run(&["status"]);
+    ok(&status);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("Service {} (OpenRC): running", svc.name)),
+        "{}",
+        status.stdout
+    );
+
     let again = h.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{}", again.combined());
     assert!(
@@ -374,6 +384,12 @@ fn openrc_service_lifecycle() {
     assert!(stop.stdout.contains("stopped"), "{}", stop.stdout);
     assert!(!svc.running());
     assert_eq!(svc.status(), 3, "rc-service should say stopped");
+    let status = h.run(&["status"]);
+    assert!(
+        status.stdout.contains("(OpenRC): installed, not running"),
+        "{}",
+        status.stdout
+    );
     assert!(svc.script().is_file());
 
     h.declare(

@@ -36,7 +36,7 @@ struct Row {
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
     match rows(cli, ui) {
-        Ok(rows) => {
+        Ok((rows, service)) => {
             if args.json {
                 println!(
                     "{}",
@@ -44,6 +44,9 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
                 );
             } else {
                 print!("{}", table(&rows));
+                if let Some(line) = service {
+                    println!("{line}");
+                }
             }
             Exit::Success
         }
@@ -55,7 +58,29 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
     }
 }
 
-fn rows(cli: &Cli, ui: &Ui) -> Result<Vec<Row>, Option<Problem>> {
+/// The declared service as this machine has it, in one line.
+fn service_line(d: &crate::desired::Desired, config_toml: &std::path::Path) -> Option<String> {
+    let spec = match crate::service::spec(d, config_toml, std::path::Path::new("/")) {
+        Ok(spec) => spec?,
+        Err(p) => return Some(format!("Service: {}", p.message)),
+    };
+    let state = match crate::service::observe::observe(&spec) {
+        Ok(v) if v.running => "running",
+        Ok(v) if v.installed => "installed, not running",
+        Ok(_) => "not installed",
+        Err(p) => return Some(format!("Service {}: {}", spec.name, p.message)),
+    };
+    Some(format!(
+        "Service {} ({}): {state}",
+        spec.name,
+        spec.kind.word()
+    ))
+}
+
+/// Each declared runner's row, and the service's line when the file declares a service.
+type Rows = (Vec<Row>, Option<String>);
+
+fn rows(cli: &Cli, ui: &Ui) -> Result<Rows, Option<Problem>> {
     let d = load_desired(cli, ui, RefCheck::Require).map_err(|_| None)?;
     let path = views::config_path(cli.config_toml.as_deref(), &d);
     let local = crate::local::read(&path)?;
@@ -118,7 +143,7 @@ fn rows(cli: &Cli, ui: &Ui) -> Result<Vec<Row>, Option<Problem>> {
         }
         out.push(row);
     }
-    Ok(out)
+    Ok((out, service_line(&d, &path)))
 }
 
 fn table(rows: &[Row]) -> String {
