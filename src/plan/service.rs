@@ -225,7 +225,6 @@ mod tests {
             state,
             contents: Some(render::openrc_script("gitlab-runner", &definition)),
             definition,
-            user: None,
             path: Some("/etc/init.d/gitlab-runner".into()),
             decl: ServiceDecl::empty(Loc {
                 file: FileId(0),

@@ -64,8 +64,6 @@ pub struct Spec {
     pub user_level: bool,
     pub state: ServiceState,
     pub definition: Definition,
-    /// The user named by `user` (jobs of the shell executor run as that user).
-    pub user: Option<String>,
     /// Where the definition file lives, for the managers whose file runnerform writes.
     pub path: Option<PathBuf>,
     /// The definition file as runnerform writes it.
@@ -232,7 +230,6 @@ pub fn spec(d: &Desired, config_toml: &Path, root: &Path) -> Result<Option<Spec>
             .as_ref()
             .map_or(ServiceState::Running, |s| s.value),
         definition,
-        user,
         path,
         contents,
         decl: decl.clone(),
