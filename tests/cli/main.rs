@@ -1,6 +1,7 @@
 //! runnerform's integration tests: one binary that drives the real executable.
 
 mod common;
+mod python;
 mod test_examples;
 mod test_fixtures;
 mod test_fleet;

@@ -1,35 +1,20 @@
 //! python-gitlab, an independent GitLab client, run against `runnerform sim`
-//! (tests/sim_conformance.py). Needs python3 with python-gitlab: `pip install python-gitlab`.
-
-use std::process::Command;
+//! (tests/sim_conformance.py). The pinned python-gitlab is installed by the test itself (see
+//! `python.rs`), so a machine with python3 and the package registry needs nothing else.
 
 use crate::common::{TestEnvironment, root};
+use crate::python;
 
-const INSTALL: &str = "run `pip install python-gitlab` (CI installs it in .ci/run)";
-
-/// python3 with python-gitlab, or a failure that says how to get it: a skipped conformance
-/// check would pass silently on a machine that cannot run it.
-fn python_with_gitlab() -> String {
-    let probe = Command::new("python3")
-        .args(["-c", "import gitlab; print(gitlab.__version__)"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("python3 is not available ({e}); install Python 3 and {INSTALL}")
-        });
-    assert!(
-        probe.status.success(),
-        "python-gitlab is not installed: {INSTALL}\n{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    String::from_utf8_lossy(&probe.stdout).trim().to_string()
-}
+/// The python-gitlab release the conformance script is written against.
+const PYTHON_GITLAB: &str = "python-gitlab==8.6.0";
 
 #[test]
 fn python_gitlab_agrees_with_the_simulator() {
-    let version = python_with_gitlab();
+    let py = python::env("python-gitlab", &[PYTHON_GITLAB]);
     let env = TestEnvironment::new();
     let sim = env.spawn_sim(&[]);
-    let out = Command::new("python3")
+    let out = py
+        .command("python")
         .arg(root().join("tests/sim_conformance.py"))
         .arg(&sim.url)
         .arg(&sim.admin_token)
@@ -47,7 +32,7 @@ fn python_gitlab_agrees_with_the_simulator() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "python-gitlab {version} disagrees with the simulator:\n{stdout}\n{stderr}\nsimulator stderr:\n{}",
+        "{PYTHON_GITLAB} disagrees with the simulator:\n{stdout}\n{stderr}\nsimulator stderr:\n{}",
         sim.stderr()
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
