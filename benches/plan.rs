@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use runnerform::desired::{self, RefCheck};
-use runnerform::plan::local::{Inputs, plan};
+use runnerform::local::expand::Environment;
+use runnerform::plan::{Inputs, plan};
 use runnerform::views;
 
 #[global_allocator]
@@ -102,6 +103,8 @@ fn main() {
             remote: None,
             targets: &[],
             delete_unmanaged: false,
+            env: &Environment::default(),
+            system_id: None,
         })
         .unwrap();
         planning.push(t.elapsed());

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use similar::{ChangeTag, TextDiff};
 
 use crate::plan::service::ServicePlan;
-use crate::plan::{Action, Change, Plan, Side};
+use crate::plan::{Action, Change, Plan, Side, Step};
 
 struct Paint {
     on: bool,
@@ -116,6 +116,24 @@ pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
         for c in &r.changes {
             let _ = writeln!(out, "{}", change_line(&p, c));
         }
+        if r.steps.iter().any(|s| s.request().is_some()) {
+            let _ = writeln!(
+                out,
+                "      {}",
+                p.dim(&format!("steps: {}", steps_line(&r.steps)))
+            );
+            if verbose {
+                for req in r.steps.iter().filter_map(|s| s.request()) {
+                    if let Some(body) = &req.body {
+                        let _ = writeln!(
+                            out,
+                            "{}",
+                            p.dim(&format!("        {} {} {body}", req.method, req.path))
+                        );
+                    }
+                }
+            }
+        }
     }
     if shown == 0 {
         let _ = writeln!(out, "  (no runner changes)");
@@ -174,6 +192,18 @@ fn service_block(p: &Paint, sp: &ServicePlan, out: &mut String) {
         };
         let _ = writeln!(out, "    {painted}");
     }
+}
+
+/// The steps in a line: requests by method and path, local effects by name.
+fn steps_line(steps: &[Step]) -> String {
+    let words: Vec<String> = steps
+        .iter()
+        .map(|s| match s.request() {
+            Some(r) => format!("{} {}", r.method, r.path),
+            None => s.word().to_string(),
+        })
+        .collect();
+    words.join(", then ")
 }
 
 fn change_line(p: &Paint, c: &Change) -> String {

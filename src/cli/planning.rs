@@ -1,16 +1,11 @@
-//! What `plan` and `apply` share: reading the desired state, gathering the views (config.toml,
-//! the ownership record and, online, GitLab), planning.
-
-use std::path::PathBuf;
-use std::time::Duration;
+//! What `plan` and `apply` share on the command line: the flags, reading the KDL file, and
+//! printing the engine's diagnostics.
 
 use crate::cli::{Cli, Ui};
 use crate::desired::{self, Desired, RefCheck};
-use crate::diag::Problem;
+use crate::engine::{self, Options, Planned};
 use crate::exit::Exit;
-use crate::plan::{self, Plan};
-use crate::remote::{Client, ClientOptions, RemoteView, refresh};
-use crate::views::{self, LocalViews};
+use crate::local::expand::Environment;
 
 /// Reads and checks the KDL file; prints its problems. `Err` when it has errors.
 pub fn load_desired(cli: &Cli, ui: &Ui, refs: RefCheck) -> Result<Desired, Exit> {
@@ -25,22 +20,6 @@ pub fn load_desired(cli: &Cli, ui: &Ui, refs: RefCheck) -> Result<Desired, Exit>
         );
         Exit::Error
     })
-}
-
-/// GitLab, as far as an online plan and its apply need it.
-pub struct Online {
-    pub client: Client,
-    pub remote: RemoteView,
-    pub runtime: tokio::runtime::Runtime,
-}
-
-pub struct Planned {
-    pub desired: Desired,
-    pub views: LocalViews,
-    pub plan: Plan,
-    pub online: Option<Online>,
-    /// The declared service, when the plan covers it.
-    pub service: Option<crate::service::Spec>,
 }
 
 /// The flags `plan` and `apply` share.
@@ -66,7 +45,8 @@ pub struct PlanFlags {
     pub rotate_within: u64,
 
     /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens
-    /// reset elsewhere. Off by default because GitLab records a runner manager for each check.
+    /// reset elsewhere and learn the id of entries that have none. Off by default: GitLab
+    /// records a runner manager for each check, and the default plan sends only GET requests.
     #[arg(long)]
     pub verify_tokens: bool,
 
@@ -77,278 +57,43 @@ pub struct PlanFlags {
 }
 
 impl PlanFlags {
-    pub fn options(&self) -> PlanOptions<'_> {
-        PlanOptions {
+    pub fn options(&self, cli: &Cli) -> Options {
+        Options {
             offline: self.offline,
-            targets: &self.targets,
-            config_toml: None,
+            targets: self.targets.clone(),
+            config_toml: cli.config_toml.clone(),
             concurrency: self.concurrency,
             rotate_within: self.rotate_within,
             verify_tokens: self.verify_tokens,
             delete_unmanaged: self.delete_unmanaged,
+            env: Environment::from_process(),
+            now: None,
         }
     }
 }
 
-/// How to plan.
-pub struct PlanOptions<'a> {
-    pub offline: bool,
-    pub targets: &'a [String],
-    /// config.toml named by a saved plan (overrides `--config-toml` and the KDL file).
-    pub config_toml: Option<&'a std::path::Path>,
-    pub concurrency: usize,
-    pub rotate_within: u64,
-    pub verify_tokens: bool,
-    pub delete_unmanaged: bool,
-}
-
-/// Plans the whole desired state against the host, and against GitLab unless offline.
-pub fn make_plan(cli: &Cli, ui: &Ui, opts: &PlanOptions) -> Result<Planned, Exit> {
-    let offline = opts.offline;
-    let refs = if offline {
+/// Reads the KDL file and plans; prints every problem. `Err` when nothing could be planned.
+pub fn make_plan(cli: &Cli, ui: &Ui, opts: &Options) -> Result<Planned, Exit> {
+    let refs = if opts.offline {
         RefCheck::Settings
     } else {
         RefCheck::Require
     };
     let desired = load_desired(cli, ui, refs)?;
-    let fail = |p: Problem| {
-        ui.problem(&p);
-        Exit::Error
-    };
-    let path: PathBuf =
-        views::config_path(opts.config_toml.or(cli.config_toml.as_deref()), &desired);
-    let views = views::gather_local(&desired, &path).map_err(fail)?;
-    let online = if offline {
-        None
-    } else {
-        let mut online =
-            connect(ui, &desired, &views, opts.concurrency, opts.verify_tokens).map_err(fail)?;
-        online.remote.now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        online.remote.rotate_within = opts.rotate_within as i64;
-        Some(online)
-    };
-    let plan = plan::local::plan(&plan::local::Inputs {
-        desired: &desired,
-        local: &views.local,
-        state: &views.state,
-        state_text: views.state_text.as_deref(),
-        secrets: &views.secrets,
-        remote: online.as_ref().map(|o| &o.remote),
-        targets: opts.targets,
-        delete_unmanaged: opts.delete_unmanaged,
-    })
-    .map_err(fail)?;
-    let mut plan = plan;
-    // A plan limited to some runners leaves the service alone.
-    let service = if opts.targets.is_empty() {
-        plan_service(ui, &desired, &path, &mut plan)?
-    } else {
-        None
-    };
-    Ok(Planned {
-        desired,
-        views,
-        plan,
-        online,
-        service,
-    })
-}
-
-/// Observes the declared service and adds its steps to the plan; checks what they need.
-fn plan_service(
-    ui: &Ui,
-    desired: &Desired,
-    config_toml: &std::path::Path,
-    plan: &mut Plan,
-) -> Result<Option<crate::service::Spec>, Exit> {
-    let fail = |p: Problem| {
-        ui.problem(&p);
-        Exit::Error
-    };
-    let Some(spec) =
-        crate::service::spec(desired, config_toml, std::path::Path::new("/")).map_err(fail)?
-    else {
-        return Ok(None);
-    };
-    let view = crate::service::observe::observe(&spec).map_err(fail)?;
-    let sp = plan::service::plan(&spec, &view, &plan.globals);
-    let problems = crate::service::control::preflight(&spec, &sp, &desired.sources);
-    if !problems.is_empty() {
+    if ui.verbosity >= 1 && !opts.offline {
+        eprintln!(
+            "Asking GitLab about the {} declared runner{}…",
+            desired.runners.len(),
+            if desired.runners.len() == 1 { "" } else { "s" }
+        );
+    }
+    engine::plan(desired, opts).map_err(|problems| {
         for p in &problems {
             ui.problem(p);
         }
-        eprintln!("the service cannot be changed as planned; nothing was changed");
-        return Err(Exit::Error);
-    }
-    plan.set_service(sp);
-    Ok(Some(spec))
-}
-
-/// Checks the access token, then asks GitLab about every runner the plan is about.
-fn connect(
-    ui: &Ui,
-    d: &Desired,
-    views: &LocalViews,
-    concurrency: usize,
-    verify_tokens: bool,
-) -> Result<Online, Problem> {
-    let Some(g) = &d.gitlab else {
-        return Err(
-            Problem::error("no_gitlab", "the KDL file declares no GitLab instance")
-                .help("add gitlab \"https://…\" { token env=\"GITLAB_TOKEN\" }, or pass --offline"),
-        );
-    };
-    let Some(token_ref) = &g.token else {
-        return Err(Problem::error("no_token", "the gitlab node has no access token")
-            .at(&d.sources, g.loc, "no token")
-            .help("add token env=\"GITLAB_TOKEN\" (a token with the api scope, or create_runner and manage_runner), or pass --offline"));
-    };
-    let (client, runtime) = client_for(d, g, token_ref)?;
-    let mut q = plan::local::questions(d, &views.local, &views.state);
-    let in_file: Vec<String> = views
-        .local
-        .runners()
-        .iter()
-        .map(|t| {
-            t.get("name")
-                .and_then(toml_edit::Item::as_str)
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
-    for r in &d.runners {
-        let renamed_in_file = r
-            .body
-            .renamed_from
-            .as_ref()
-            .is_some_and(|o| in_file.contains(&o.value));
-        if let Some(t) = &r.body.token
-            && !in_file.contains(&r.name.value)
-            && !renamed_in_file
-        {
-            q.adopt.push((r.name.value.clone(), views::resolve(d, t)?));
+        if problems.len() > 1 {
+            eprintln!("{} problems; nothing was changed", problems.len());
         }
-    }
-    q.system_id = system_id(&views.local.path);
-    if verify_tokens {
-        for t in views.local.runners() {
-            let id = t
-                .get("id")
-                .and_then(toml_edit::Item::as_integer)
-                .unwrap_or(0);
-            let token = t
-                .get("token")
-                .and_then(toml_edit::Item::as_str)
-                .unwrap_or("");
-            if id > 0 && !token.is_empty() && !token.contains('$') {
-                q.check_tokens.push((id, token.to_string()));
-            }
-        }
-    }
-    if ui.verbosity >= 1 {
-        eprintln!(
-            "Asking {} about {} runner(s)…",
-            g.url.value,
-            q.runner_ids.len() + q.tokens.len()
-        );
-    }
-    let remote = runtime.block_on(async {
-        check_token(&client, &g.url.value, !q.namespaces.is_empty()).await?;
-        refresh(&client, q, concurrency).await.map_err(|e| {
-            Problem::error("gitlab", e.to_string()).help(
-                "nothing was planned or changed: runnerform acts only on definite answers from GitLab; try again",
-            )
-        })
-    })?;
-    Ok(Online {
-        client,
-        remote,
-        runtime,
+        Exit::Error
     })
-}
-
-/// gitlab-runner's id for this host, from `.runner_system_id` beside config.toml.
-pub fn system_id(config_toml: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(config_toml.parent()?.join(".runner_system_id")).ok()?;
-    let id = text.trim();
-    let valid = id.len() == 14
-        && (id.starts_with("s_") || id.starts_with("r_"))
-        && id[2..].chars().all(|c| c.is_ascii_alphanumeric());
-    valid.then(|| id.to_string())
-}
-
-/// A GitLab client and a runtime to drive it, from the gitlab node.
-pub fn client_for(
-    d: &Desired,
-    g: &crate::desired::GitLab,
-    token_ref: &crate::desired::SecretRef,
-) -> Result<(Client, tokio::runtime::Runtime), Problem> {
-    let token = views::resolve(d, token_ref)?;
-    let client = Client::new(&ClientOptions {
-        token: Some(token),
-        // Relative to the KDL file, like secret files.
-        ca_file: g.ca_file.as_ref().map(|c| {
-            let base = d
-                .sources
-                .get(c.loc.file)
-                .path
-                .parent()
-                .map(|p| p.to_path_buf());
-            base.unwrap_or_default().join(&c.value)
-        }),
-        timeout: Duration::from_secs(g.timeout.as_ref().map_or(30, |t| t.value)),
-        ..ClientOptions::new(&g.url.value)
-    })
-    .map_err(|e| Problem::error("gitlab", e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Problem::error("runtime", e.to_string()))?;
-    Ok((client, runtime))
-}
-
-/// `needs_read`: group or project paths must be resolved to ids, which takes `read_api`.
-async fn check_token(client: &Client, url: &str, needs_read: bool) -> Result<(), Problem> {
-    let info = client.token_info().await.map_err(|e| {
-        let help = match e.status() {
-            Some(401) => "the token is unknown, expired or revoked: create a new one",
-            _ => "check the GitLab URL and that GitLab is reachable",
-        };
-        Problem::error(
-            "gitlab_token",
-            format!("cannot use the access token with {url}: {e}"),
-        )
-        .help(help)
-    })?;
-    let has = |s: &str| info.scopes.iter().any(|x| x == s);
-    let missing: Vec<&str> = if has("api") {
-        Vec::new()
-    } else {
-        ["create_runner", "manage_runner", "read_api"]
-            .into_iter()
-            .filter(|s| *s != "read_api" || needs_read)
-            .filter(|s| !has(s))
-            .collect()
-    };
-    if !missing.is_empty() || !info.active {
-        return Err(Problem::error(
-            "gitlab_token",
-            if info.active {
-                format!(
-                    "the access token lacks the {} scope{}",
-                    missing.join(", "),
-                    if missing.len() > 1 { "s" } else { "" }
-                )
-            } else {
-                "the access token is not active".to_string()
-            },
-        )
-        .help(format!(
-            "runnerform needs a token with the api scope, or with create_runner and manage_runner (and read_api to look up groups and projects by path; or name them by id) (it has: {})",
-            info.scopes.join(", ")
-        )));
-    }
-    Ok(())
 }

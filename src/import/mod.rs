@@ -72,7 +72,7 @@ impl Survey {
 impl Found {
     /// The token as gitlab-runner reads it: `$VAR` expanded.
     fn token_value(&self) -> String {
-        crate::plan::local::expand_env(&self.token)
+        crate::local::expand::Environment::from_process().expand(&self.token)
     }
 }
 
@@ -120,7 +120,9 @@ pub fn survey(doc: &DocumentMut) -> Survey {
     };
     let expanded: Vec<String> = tables
         .iter()
-        .map(|t| base_url(&crate::plan::local::expand_env(&text(t, "url"))))
+        .map(|t| {
+            base_url(&crate::local::expand::Environment::from_process().expand(&text(t, "url")))
+        })
         .collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for u in expanded.iter().filter(|u| !u.is_empty()) {

@@ -11,7 +11,9 @@ use crate::desired::{self, Value};
 use crate::keys::{Key, Kind};
 
 /// One key-level difference, as a reviewer reads it: `~ docker.image: "a" -> "b"`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct KeyChange {
     /// Dotted path below the runner entry (or below the top level, for globals).
     pub path: String,

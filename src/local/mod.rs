@@ -7,6 +7,7 @@
 //! runners and GitLab where gitlab-runner's own rewrites of config.toml cannot destroy it.
 
 pub mod edit;
+pub mod expand;
 pub mod state;
 pub mod value;
 pub mod write;

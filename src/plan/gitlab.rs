@@ -93,6 +93,42 @@ pub fn attr_changes(r: &Runner, rr: &RemoteRunner) -> Vec<Change> {
     out
 }
 
+/// What a new runner gets on GitLab, as changes from nothing: its owner, the description
+/// and every declared attribute.
+pub fn declared_attributes(r: &Runner, view: Option<&RemoteView>) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut push = |path: &str, new: String| {
+        out.push(Change {
+            side: Side::Gitlab,
+            key: KeyChange {
+                path: path.into(),
+                old: None,
+                new: Some(new),
+            },
+        })
+    };
+    if let Some(scope) = &r.body.scope {
+        let id = match &scope.value {
+            Scope::Instance => None,
+            Scope::Group(t) => view.and_then(|v| target_id("groups", t, v)),
+            Scope::Project(t) => view.and_then(|v| target_id("projects", t, v)),
+        };
+        push(
+            "owner",
+            match id {
+                Some(id) if !matches!(scope.value, Scope::Instance) => {
+                    format!("{} (id {id})", scope.value)
+                }
+                _ => scope.value.to_string(),
+            },
+        );
+    }
+    for (k, v) in attributes(r) {
+        push(if k == "tag_list" { "tags" } else { &k }, v.to_string());
+    }
+    out
+}
+
 /// The attributes to send: everything declared, and the description.
 pub fn attributes(r: &Runner) -> serde_json::Map<String, Value> {
     let b = &r.body;

@@ -1,21 +1,32 @@
 //! The plan: every difference between the declared and the actual state, as one action per
 //! runner with a reason a person can read.
 //!
-//! Planning is a pure function of the views ([`local::plan`]): it reads nothing and writes
-//! nothing, so the same views always give the same plan, which is what lets a saved plan be
-//! checked for staleness by comparing fingerprints.
+//! Planning is a pure function of the views ([`plan`]): it reads nothing and writes nothing,
+//! so the same views always give the same plan, which is what lets a saved plan be checked
+//! for staleness by comparing fingerprints. Every effect apply will have is a [`Step`] of the
+//! plan: apply carries out the steps and nothing else.
 
+mod decide;
+pub mod document;
 pub mod gitlab;
-pub mod local;
+mod make;
+pub mod matcher;
+pub mod questions;
+pub mod reason;
+mod retire;
 pub mod service;
+pub mod steps;
+
+pub use make::{Inputs, digest, plan, same_url};
+pub use reason::Reason;
+pub use steps::{Request, Step};
 
 use serde::Serialize;
 
 use crate::local::edit::KeyChange;
-use crate::local::state::State;
 
 /// The JSON format of `plan --json`; bumped on any incompatible change.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// What happens to one runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -96,6 +107,8 @@ pub struct RunnerPlan {
     /// The declared name (for deletes and unmanaged entries, the name in config.toml).
     pub name: String,
     pub action: Action,
+    /// Why, as a stable code to match on.
+    pub reason_code: Reason,
     /// Why, in a sentence.
     pub reason: String,
     /// The action needs GitLab and the plan was made with `--offline`: shown, not applied.
@@ -104,7 +117,26 @@ pub struct RunnerPlan {
     pub previous_name: Option<String>,
     /// GitLab's runner id, when known.
     pub id: Option<i64>,
+    /// What differs, key by key; for a create, every key and attribute it will get.
     pub changes: Vec<Change>,
+    /// What apply will do, in order.
+    pub steps: Vec<Step>,
+}
+
+impl RunnerPlan {
+    pub fn new(name: &str, action: Action, reason_code: Reason, reason: &str) -> Self {
+        RunnerPlan {
+            name: name.to_string(),
+            action,
+            reason_code,
+            reason: reason.to_string(),
+            pending: false,
+            previous_name: None,
+            id: None,
+            changes: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -169,14 +201,15 @@ pub struct Plan {
     /// Unified diff of config.toml, tokens masked; empty when config.toml does not change.
     pub diff: String,
     pub fingerprints: Fingerprints,
-    /// config.toml as it will be written (holds tokens: never serialised).
+    /// config.toml as planned, `(known after apply)` where GitLab hands out credentials
+    /// (holds tokens: never serialised).
     #[serde(skip)]
     #[schemars(skip)]
     pub new_config: Option<String>,
-    /// The ownership record as it will be written, when it changes.
+    /// The planned document apply writes from.
     #[serde(skip)]
     #[schemars(skip)]
-    pub new_state: Option<State>,
+    pub document: Option<document::PlannedDocument>,
 }
 
 impl Plan {
@@ -209,9 +242,23 @@ impl Plan {
         line
     }
 
-    /// Whether applying would write anything here (pending actions are not applied offline).
+    /// Whether applying would do anything (pending actions are not applied offline).
     pub fn writes_anything(&self) -> bool {
-        self.new_config.is_some() || self.new_state.is_some() || self.service_changes()
+        self.new_config.is_some()
+            || self.runners.iter().any(|r| !r.steps.is_empty())
+            || self.service_changes()
+    }
+
+    /// The ownership record once every step of the plan is carried out, for a plan that
+    /// needs nothing from GitLab (an offline plan).
+    pub fn state_after(&self, before: &crate::local::state::State) -> crate::local::state::State {
+        let mut st = before.clone();
+        for rp in &self.runners {
+            for step in &rp.steps {
+                steps::record(&mut st, rp, step, None);
+            }
+        }
+        st
     }
 
     pub fn service_changes(&self) -> bool {
@@ -228,7 +275,7 @@ impl Plan {
 
 /// SHA-256 of a file's text, as the fingerprints record it.
 pub fn digest_text(text: &str) -> String {
-    local::digest(&[text.as_bytes()])
+    digest(&[text.as_bytes()])
 }
 
 pub fn schema() -> String {

@@ -37,6 +37,8 @@ pub struct Credentials {
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
     pub scopes: Vec<String>,
+    /// The user the token acts for.
+    pub user_id: Option<i64>,
     pub active: bool,
     pub expires_at: Option<String>,
 }
@@ -69,6 +71,7 @@ impl Client {
             .collect();
         Ok(TokenInfo {
             scopes,
+            user_id: a.body.get("user_id").and_then(Value::as_i64),
             active: a
                 .body
                 .get("active")
@@ -83,6 +86,42 @@ impl Client {
     }
 
     /// The numeric id of a project or group given by full path.
+    /// Whether the token's user is an administrator (`GET /user`).
+    pub async fn is_admin(&self) -> Result<bool, RemoteError> {
+        let a = self.call(Method::GET, "/user", &[], None).await?;
+        Ok(a.body
+            .get("is_admin")
+            .and_then(Value::as_bool)
+            .unwrap_or(false))
+    }
+
+    /// The access level (10 guest … 50 owner) a user holds in a group or project, inherited
+    /// memberships included; `None` when the user is no member.
+    pub async fn member_access(
+        &self,
+        kind: &str,
+        id: i64,
+        user_id: i64,
+    ) -> Result<Option<u32>, RemoteError> {
+        match self
+            .call(
+                Method::GET,
+                &format!("/{kind}/{id}/members/all/{user_id}"),
+                &[],
+                None,
+            )
+            .await
+        {
+            Ok(a) => Ok(a
+                .body
+                .get("access_level")
+                .and_then(Value::as_u64)
+                .map(|l| l as u32)),
+            Err(RemoteError::Definite { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn namespace_id(&self, kind: &str, path: &str) -> Result<i64, RemoteError> {
         let encoded: String = path
             .bytes()

@@ -89,7 +89,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/projects/{id}/runners/{runner_id}",
             m(delete(namespaces::unassign_runner)),
         )
+        .route(
+            "/projects/{id}/members/all/{user_id}",
+            m(get(namespaces::project_member)),
+        )
         .route("/groups/{id}", m(get(namespaces::group)))
+        .route(
+            "/groups/{id}/members/all/{user_id}",
+            m(get(namespaces::group_member)),
+        )
         .route("/groups/{id}/runners", m(get(namespaces::group_runners)))
         .route(
             "/groups/{id}/runners/reset_registration_token",

@@ -352,18 +352,38 @@ fn a_runner_with_an_existing_token_is_adopted_never_registered() {
         .unwrap();
     let mut h = h;
     h.env.set_env("LEGACY_TOKEN", &made.token);
+    h.sim.clear_requests();
     let plan = h.run(&["plan"]);
     assert_eq!(plan.code, 0, "{}", plan.combined());
     assert!(plan.stdout.contains("> legacy: adopt"), "{}", plan.stdout);
+    // The default plan only reads: the token is verified when apply writes the entry.
     assert!(
-        plan.stdout.contains(&format!("runner {}", made.id)),
+        plan.stdout
+            .contains("steps: POST /runners/verify, then write the entry"),
         "{}",
         plan.stdout
+    );
+    assert!(
+        h.sim.requests().iter().all(|r| r.method == "GET"),
+        "{:?}",
+        h.sim.requests()
+    );
+    // With --verify-tokens the plan knows which runner the token belongs to.
+    let verified = h.run(&["plan", "--verify-tokens"]);
+    assert!(
+        verified.stdout.contains(&format!("runner {}", made.id)),
+        "{}",
+        verified.stdout
     );
     h.sim.clear_requests();
     let out = h.run(&["apply", "--yes"]);
     assert_eq!(out.code, 0, "{}", out.combined());
-    assert!(out.stdout.contains("adopted legacy"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("legacy: verify the token (GitLab id {})", made.id)),
+        "{}",
+        out.stdout
+    );
     assert_eq!(h.sim.runners().len(), 1, "nothing registered");
     assert!(
         !h.sim

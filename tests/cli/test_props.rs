@@ -4,11 +4,12 @@
 
 use proptest::prelude::*;
 use runnerform::desired::{self, RefCheck};
+use runnerform::local::expand::Environment;
 use runnerform::local::state::State;
 use runnerform::local::value::{Secrets, same};
 use runnerform::local::{self, LocalView};
 use runnerform::plan::Action;
-use runnerform::plan::local::{Inputs, plan};
+use runnerform::plan::{Inputs, plan};
 use toml_edit::{DocumentMut, Item};
 
 const EXECUTORS: &[&str] = &["shell", "docker", "kubernetes", "custom"];
@@ -160,13 +161,15 @@ proptest! {
         std::fs::write(&kdl_path, kdl_text(new_concurrent, &decls)).unwrap();
         let d = desired::read(&kdl_path, RefCheck::Settings).desired.expect("valid KDL");
         let secrets = Secrets::default();
+        let env = Environment::default();
 
         let local0 = view(&text);
         let state0 = State { format: 1, ..State::default() };
         let p1 = plan(&Inputs { desired: &d, local: &local0, state: &state0, state_text: None,
-            secrets: &secrets, remote: None, targets: &[], delete_unmanaged: false }).unwrap();
+            secrets: &secrets, remote: None, targets: &[], delete_unmanaged: false,
+            env: &env, system_id: None }).unwrap();
         let text1 = p1.new_config.clone().unwrap_or_else(|| text.clone());
-        let state1 = p1.new_state.clone().unwrap_or(state0.clone());
+        let state1 = p1.state_after(&state0);
         let state1_text = state1.to_json();
 
         // The result parses and holds every declared value.
@@ -206,9 +209,10 @@ proptest! {
 
         // Planning again changes nothing.
         let p2 = plan(&Inputs { desired: &d, local: &local1, state: &state1,
-            state_text: Some(&state1_text), secrets: &secrets, remote: None, targets: &[], delete_unmanaged: false }).unwrap();
+            state_text: Some(&state1_text), secrets: &secrets, remote: None, targets: &[], delete_unmanaged: false,
+            env: &env, system_id: None }).unwrap();
         prop_assert!(p2.new_config.is_none(), "second plan rewrites config.toml:\n{}", p2.diff);
-        prop_assert!(p2.new_state.is_none());
+        prop_assert!(p2.runners.iter().all(|r| r.steps.is_empty()), "second plan has steps");
         prop_assert!(p2.globals.is_empty());
         for r in &p2.runners {
             prop_assert!(matches!(r.action, Action::NoChange | Action::Unmanaged), "{:?}", r);

@@ -4,9 +4,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::apply::apply_local;
-use crate::cli::planning::{PlanFlags, PlanOptions, Planned, make_plan};
+use crate::cli::planning::{PlanFlags, make_plan};
 use crate::cli::{Cli, Ui, plan_view};
+use crate::engine::{self, Event, Planned, SavedPlan, WaitError};
 use crate::exit::Exit;
 
 #[derive(Debug, clap::Args)]
@@ -53,7 +53,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             Ok(p) => (p, true),
             Err(e) => return e,
         },
-        None => match make_plan(cli, ui, &args.flags.options()) {
+        None => match make_plan(cli, ui, &args.flags.options(cli)) {
             Ok(p) => (p, false),
             Err(e) => return e,
         },
@@ -70,7 +70,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             )
         );
     }
-    if !plan.changes_pending {
+    if !plan.changes_pending && !plan.writes_anything() {
         ui.say("No changes. Nothing was written.");
         return wait_online(ui, &planned, args.wait_online);
     }
@@ -78,7 +78,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
         ui.say("Nothing to apply offline.");
         return Exit::Success;
     }
-    if !saved && !args.yes {
+    if !saved && !args.yes && plan.changes_pending {
         match confirm() {
             Ok(true) => {}
             Ok(false) => {
@@ -91,140 +91,120 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             }
         }
     }
-    let wait = Duration::from_secs(args.lock_timeout);
-    let on_wait = || {
-        eprintln!(
-            "Waiting for another runnerform to finish applying to {}…",
-            plan.config_toml
-        );
+    let opts = engine::ApplyOptions {
+        lock_wait: Duration::from_secs(args.lock_timeout),
     };
-    let result = match &planned.online {
-        Some(online) => {
-            let cx = crate::apply::online::Context {
-                desired: &planned.desired,
-                client: &online.client,
-                remote: &online.remote,
-                runtime: &online.runtime,
-                secrets: &planned.views.secrets,
+    let mut on_event = |e: Event| match e {
+        Event::WaitingForLock { config_toml } => {
+            eprintln!("Waiting for another runnerform to finish applying to {config_toml}…")
+        }
+        Event::Started { .. } => {}
+        Event::Finished {
+            index,
+            total,
+            runner,
+            step,
+            detail,
+        } => {
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
             };
-            let mut progress = |line: &str| ui.say(format!("  {line}"));
-            crate::apply::online::apply_online(plan, &cx, wait, on_wait, &mut progress)
+            ui.say(format!("  [{index}/{total}] {runner}: {step}{detail}"));
         }
-        None => apply_local(plan, wait, on_wait),
     };
-    let result = result.and_then(|mut applied| {
-        if let (Some(sp), Some(spec)) = (&plan.service, &planned.service)
-            && sp.is_change()
-        {
-            let mut progress = |line: &str| ui.say(format!("  {line}"));
-            crate::service::control::execute(spec, sp, &mut progress)?;
-            applied.service_steps = sp.steps.len();
-        }
-        Ok(applied)
-    });
-    match result {
-        Ok(applied) => {
-            let mut what = Vec::new();
-            if applied.config_written {
-                what.push(format!("wrote {}", plan.config_toml));
-            }
-            if applied.state_written {
-                what.push("updated the ownership record".to_string());
-            }
-            if applied.gitlab_writes > 0 {
-                what.push(format!(
-                    "{} change{} on GitLab",
-                    applied.gitlab_writes,
-                    if applied.gitlab_writes == 1 { "" } else { "s" }
-                ));
-            }
-            if let Some(sp) = plan.service.as_ref().filter(|_| applied.service_steps > 0) {
-                let steps: Vec<&str> = sp.steps.iter().map(|s| s.word()).collect();
-                what.push(format!("service {}: {}", sp.name, steps.join(", ")));
-            }
-            ui.say(format!("Apply complete: {}.", what.join(", ")));
+    match engine::apply(&planned, &opts, &mut on_event) {
+        Ok(outcome) => {
+            ui.say(format!("Apply complete: {}.", done_summary(plan, &outcome)));
             wait_online(ui, &planned, args.wait_online)
         }
-        Err(p) => {
-            ui.problem(&p);
+        Err(failure) => {
+            ui.problem(&failure.problem);
+            let o = &failure.outcome;
+            let mut msg = format!(
+                "Apply stopped after {} of {} steps; done: {}.",
+                o.steps_done,
+                o.steps_total,
+                done_summary(plan, o)
+            );
+            if !failure.not_done.is_empty() {
+                msg.push_str("\nNot done:");
+                for (runner, step) in &failure.not_done {
+                    msg.push_str(&format!("\n  {runner}: {step}"));
+                }
+            }
+            eprintln!("{msg}");
             Exit::Error
         }
     }
 }
 
+/// What an apply did, in a phrase: "wrote PATH, GitLab: 2 registered, 1 deleted".
+fn done_summary(plan: &crate::plan::Plan, o: &engine::Outcome) -> String {
+    let mut what = Vec::new();
+    if o.config_written {
+        what.push(format!("wrote {}", plan.config_toml));
+    }
+    if o.state_written {
+        what.push("updated the ownership record".to_string());
+    }
+    let mut gitlab = Vec::new();
+    for (n, word) in [
+        (o.registered, "registered"),
+        (o.updated, "updated"),
+        (o.deleted, "deleted"),
+        (o.tokens_reset, "token reset"),
+        (o.verified, "token verified"),
+    ] {
+        if n > 0 {
+            let word = match (n, word) {
+                (1, w) => w.to_string(),
+                (_, "token reset") => "tokens reset".to_string(),
+                (_, "token verified") => "tokens verified".to_string(),
+                (_, w) => w.to_string(),
+            };
+            gitlab.push(format!("{n} {word}"));
+        }
+    }
+    if !gitlab.is_empty() {
+        what.push(format!("GitLab: {}", gitlab.join(", ")));
+    }
+    if let Some(sp) = plan.service.as_ref().filter(|_| o.service_steps > 0) {
+        let steps: Vec<&str> = sp.steps.iter().map(|s| s.word()).collect();
+        what.push(format!("service {}: {}", sp.name, steps.join(", ")));
+    }
+    if what.is_empty() {
+        "nothing needed writing".to_string()
+    } else {
+        what.join(", ")
+    }
+}
+
 /// `--wait-online`: polls GitLab until the declared runners have contacted it from this host.
 fn wait_online(ui: &Ui, planned: &Planned, timeout: Option<Duration>) -> Exit {
-    let (Some(timeout), Some(online)) = (timeout, &planned.online) else {
+    let (Some(timeout), Some(_)) = (timeout, &planned.online) else {
         return Exit::Success;
     };
-    let plan = &planned.plan;
-    let path = std::path::Path::new(&plan.config_toml);
-    // The ids are those config.toml holds now, after apply wrote it.
-    let local = match crate::local::read(path) {
-        Ok(l) => l,
-        Err(p) => {
-            ui.problem(&p);
-            return Exit::Error;
-        }
+    let mut waiting = |n: usize| {
+        ui.say(format!(
+            "Waiting up to {}s for {} runner{} to come online…",
+            timeout.as_secs(),
+            n,
+            if n == 1 { "" } else { "s" }
+        ))
     };
-    let ids: std::collections::HashMap<&str, i64> = local
-        .runners()
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.get("name")?.as_str()?,
-                t.get("id")
-                    .and_then(toml_edit::Item::as_integer)
-                    .unwrap_or(0),
-            ))
-        })
-        .collect();
-    let mut waiting = Vec::new();
-    let mut missing = Vec::new();
-    for r in plan.runners.iter().filter(|r| {
-        !matches!(
-            r.action,
-            crate::plan::Action::Delete | crate::plan::Action::Unmanaged
-        )
-    }) {
-        match ids.get(r.name.as_str()) {
-            Some(&id) if id > 0 => waiting.push(crate::remote::wait::Waiting {
-                name: r.name.clone(),
-                id,
-            }),
-            _ => missing.push(r.name.clone()),
-        }
-    }
-    if !missing.is_empty() {
-        eprintln!(
-            "error: cannot wait for {}: config.toml has no GitLab id for {}",
-            missing.join(", "),
-            if missing.len() == 1 { "it" } else { "them" }
-        );
-        return Exit::Error;
-    }
-    ui.say(format!(
-        "Waiting up to {}s for {} runner{} to come online…",
-        timeout.as_secs(),
-        waiting.len(),
-        if waiting.len() == 1 { "" } else { "s" }
-    ));
-    let sid = || crate::cli::planning::system_id(path);
     let mut on_online = |name: &str| ui.say(format!("  online: {name}"));
-    let result = online.runtime.block_on(crate::remote::wait::wait_online(
-        &online.client,
-        waiting,
-        &sid,
-        timeout,
-        Duration::from_millis(500),
-        &mut on_online,
-    ));
-    match result {
+    match engine::wait_online(planned, timeout, &mut waiting, &mut on_online) {
         Ok(()) => {
             ui.say("All runners are online.");
             Exit::Success
         }
-        Err(late) => {
+        Err(WaitError::Unusable(p)) => {
+            ui.problem(&p);
+            Exit::Error
+        }
+        Err(WaitError::Late(late)) => {
             let mut msg = format!(
                 "error: {} runner{} did not come online within {}s:",
                 late.len(),
@@ -277,86 +257,18 @@ fn confirm() -> Result<bool, String> {
     Ok(line.trim() == "yes")
 }
 
-/// Re-plans with the saved plan's options and refuses if any view changed since it was made.
+/// Plans again with the saved plan's options; refuses unless every view is as it was and the
+/// steps are exactly the saved ones.
 fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, Exit> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        eprintln!(
-            "error: cannot read plan {}: {}",
-            file.display(),
-            crate::desired::load::io_reason(&e)
-        );
+    let saved = SavedPlan::read(file).map_err(|p| {
+        ui.problem(&p);
         Exit::Error
     })?;
-    let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
-        eprintln!(
-            "error: {} is not a plan saved by `runnerform plan --out`: {e}",
-            file.display()
-        );
+    let opts = saved.options(crate::local::expand::Environment::from_process());
+    let planned = make_plan(cli, ui, &opts)?;
+    engine::check_saved(&saved, &planned.plan, file, &cli.file).map_err(|p| {
+        ui.problem(&p);
         Exit::Error
     })?;
-    if saved.format != crate::plan::FORMAT {
-        eprintln!(
-            "error: {} has plan format {}, this runnerform applies format {}",
-            file.display(),
-            saved.format,
-            crate::plan::FORMAT
-        );
-        return Err(Exit::Error);
-    }
-    let saved_path = PathBuf::from(&saved.config_toml);
-    let planned = make_plan(
-        cli,
-        ui,
-        &PlanOptions {
-            offline: saved.offline,
-            targets: &saved.targets,
-            config_toml: Some(&saved_path),
-            concurrency: 8,
-            rotate_within: saved.rotate_within,
-            verify_tokens: false,
-            delete_unmanaged: saved.delete_unmanaged,
-        },
-    )?;
-    let now = &planned.plan.fingerprints;
-    let mut changed = Vec::new();
-    if now.desired != saved.fingerprints.desired {
-        changed.push(format!(
-            "the KDL file {} (or a secret it reads)",
-            cli.file.display()
-        ));
-    }
-    if now.config_toml != saved.fingerprints.config_toml {
-        changed.push(saved.config_toml.clone());
-    }
-    if now.state != saved.fingerprints.state {
-        changed.push("the ownership record".into());
-    }
-    if now.gitlab != saved.fingerprints.gitlab {
-        changed.push("GitLab's runners".into());
-    }
-    if now.service != saved.fingerprints.service {
-        changed.push("the service".into());
-    }
-    if !changed.is_empty() {
-        eprintln!(
-            "error: the saved plan {} is stale: {} changed since it was made\n  help: run \
-             `runnerform plan --out {}` again and review the new plan; nothing was written",
-            file.display(),
-            changed.join(" and "),
-            file.display()
-        );
-        return Err(Exit::Error);
-    }
     Ok(planned)
-}
-
-#[derive(serde::Deserialize)]
-struct SavedPlan {
-    format: u32,
-    offline: bool,
-    config_toml: String,
-    targets: Vec<String>,
-    rotate_within: u64,
-    delete_unmanaged: bool,
-    fingerprints: crate::plan::Fingerprints,
 }

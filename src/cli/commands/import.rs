@@ -180,7 +180,7 @@ fn ask_gitlab(
         runner_ids,
         tokens,
         // The same manager GitLab records when a plan verifies these tokens.
-        system_id: crate::cli::planning::system_id(config_toml),
+        system_id: crate::engine::system_id(config_toml),
         ..Questions::default()
     };
     let view = runtime

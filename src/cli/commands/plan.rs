@@ -27,14 +27,14 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
-    let planned = match make_plan(cli, ui, &args.flags.options()) {
+    let planned = match make_plan(cli, ui, &args.flags.options(cli)) {
         Ok(p) => p,
         Err(e) => return e,
     };
     let plan = &planned.plan;
     if let Some(out) = &args.out {
         let json = serde_json::to_string_pretty(plan).expect("plan serialises") + "\n";
-        if let Err(p) = crate::local::write::replace(out, json.as_bytes(), 0o644) {
+        if let Err(p) = crate::local::write::replace(out, json.as_bytes(), 0o600) {
             ui.problem(&p);
             return Exit::Error;
         }

@@ -1,37 +1,18 @@
 //! `runnerform status`: what GitLab says of each declared runner.
 
-use serde::Serialize;
-use toml_edit::Item;
-
-use crate::cli::planning::{client_for, load_desired};
+use crate::cli::planning::load_desired;
 use crate::cli::{Cli, Ui};
 use crate::desired::RefCheck;
 use crate::diag::Problem;
+use crate::engine::{self, StatusRow as Row};
 use crate::exit::Exit;
-use crate::remote::RemoteError;
-use crate::views;
+use crate::local::expand::Environment;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Row {
-    name: String,
-    /// GitLab's runner id, when the runner is registered.
-    id: Option<i64>,
-    /// online, offline, stale, never_contacted, paused; `not_registered` or `gone` when GitLab
-    /// has no such runner.
-    status: String,
-    paused: Option<bool>,
-    contacted_at: Option<String>,
-    /// Hosts running it (GitLab's runner managers), by system id.
-    managers: Vec<String>,
-    /// token_expires_at from config.toml, when the token expires.
-    token_expires_at: Option<String>,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
@@ -82,68 +63,9 @@ type Rows = (Vec<Row>, Option<String>);
 
 fn rows(cli: &Cli, ui: &Ui) -> Result<Rows, Option<Problem>> {
     let d = load_desired(cli, ui, RefCheck::Require).map_err(|_| None)?;
-    let path = views::config_path(cli.config_toml.as_deref(), &d);
-    let local = crate::local::read(&path)?;
-    let (state, _) = crate::local::state::read(&path)?;
-    let g = d
-        .gitlab
-        .as_ref()
-        .ok_or_else(|| Problem::error("no_gitlab", "the KDL file declares no GitLab instance"))?;
-    let token = g
-        .token
-        .as_ref()
-        .ok_or_else(|| Problem::error("no_token", "the gitlab node has no access token"))?;
-    let (client, rt) = client_for(&d, g, token)?;
-    let mut out = Vec::new();
-    for r in &d.runners {
-        let name = &r.name.value;
-        let entry = local
-            .runners()
-            .into_iter()
-            .find(|t| t.get("name").and_then(Item::as_str) == Some(name.as_str()));
-        let id = entry
-            .and_then(|t| t.get("id").and_then(Item::as_integer))
-            .filter(|id| *id > 0)
-            .or_else(|| state.find(name).map(|m| m.id).filter(|id| *id > 0));
-        let expires = entry
-            .and_then(|t| t.get("token_expires_at"))
-            .and_then(|v| v.as_value())
-            .map(|v| v.to_string().trim().to_string())
-            .filter(|v| !v.starts_with("0001-01-01"));
-        let mut row = Row {
-            name: name.clone(),
-            id,
-            status: "not_registered".into(),
-            paused: None,
-            contacted_at: None,
-            managers: Vec::new(),
-            token_expires_at: expires,
-        };
-        if let Some(id) = id {
-            match rt.block_on(client.runner(id)) {
-                Ok(rr) => {
-                    row.status = rr.status;
-                    row.paused = Some(rr.paused);
-                    row.contacted_at = rr.contacted_at;
-                    row.managers = rt
-                        .block_on(client.managers(id))
-                        .map_err(|e| Problem::error("gitlab", format!("runner {id}: {e}")))?
-                        .into_iter()
-                        .map(|(system_id, status)| format!("{system_id} ({status})"))
-                        .collect();
-                }
-                Err(RemoteError::Definite { status: 404, .. }) => row.status = "gone".into(),
-                Err(e) => {
-                    return Err(Some(Problem::error(
-                        "gitlab",
-                        format!("reading runner {id}: {e}"),
-                    )));
-                }
-            }
-        }
-        out.push(row);
-    }
-    Ok((out, service_line(&d, &path)))
+    let rows = engine::status(&d, cli.config_toml.as_deref(), &Environment::from_process())?;
+    let path = crate::views::config_path(cli.config_toml.as_deref(), &d);
+    Ok((rows, service_line(&d, &path)))
 }
 
 fn table(rows: &[Row]) -> String {

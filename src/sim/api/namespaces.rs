@@ -65,6 +65,75 @@ pub async fn group(
     })
 }
 
+/// GitLab's numeric access level of a role.
+fn access_level(role: crate::sim::state::Role) -> u32 {
+    use crate::sim::state::Role;
+    match role {
+        Role::Guest => 10,
+        Role::Reporter => 20,
+        Role::Developer => 30,
+        Role::Maintainer => 40,
+        Role::Owner => 50,
+    }
+}
+
+/// A member as `members/all/:user_id` shows it: inherited memberships count.
+fn member_response(
+    st: &Db,
+    user_id: &str,
+    role: Option<crate::sim::state::Role>,
+) -> ApiResult<Response> {
+    let id = user_id
+        .parse::<u64>()
+        .map_err(|_| ApiError::not_found("Member"))?;
+    let (Some(role), Some(user)) = (role, st.users.get(&id)) else {
+        return Err(ApiError::not_found("Member"));
+    };
+    Ok(Json(serde_json::json!({
+        "id": user.id,
+        "username": user.username,
+        "name": user.name,
+        "state": "active",
+        "access_level": access_level(role),
+    }))
+    .into_response())
+}
+
+/// `GET /projects/:id/members/all/:user_id`: the user's role in the project, inherited from
+/// its groups too.
+pub async fn project_member(
+    State(app): State<Arc<Shared>>,
+    cred: Credentials,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    app.with(|st| {
+        let caller = st.authenticate(&cred, READ)?;
+        let id = find_project(st, &caller, &id)?;
+        let role = user_id
+            .parse::<u64>()
+            .ok()
+            .and_then(|u| st.project_role(u, id));
+        member_response(st, &user_id, role)
+    })
+}
+
+/// `GET /groups/:id/members/all/:user_id`.
+pub async fn group_member(
+    State(app): State<Arc<Shared>>,
+    cred: Credentials,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    app.with(|st| {
+        let caller = st.authenticate(&cred, READ)?;
+        let id = find_group(st, &caller, &id)?;
+        let role = user_id
+            .parse::<u64>()
+            .ok()
+            .and_then(|u| st.group_role(u, id));
+        member_response(st, &user_id, role)
+    })
+}
+
 /// `GET /projects/:id/runners`: the project's own runners, its groups' and the instance's.
 pub async fn project_runners(
     State(app): State<Arc<Shared>>,

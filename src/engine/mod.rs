@@ -1,0 +1,303 @@
+//! The engine: plan and apply as a library, with no terminal I/O.
+//!
+//! [`plan`] gathers the views (config.toml and the ownership record, GitLab unless offline,
+//! the OS service) and plans; [`apply`] carries out exactly the plan's steps and reports each
+//! as an [`Event`]; [`wait_online`], [`status`] and [`check_saved`] complete what the command
+//! line offers. The command line parses flags, calls these and renders what they return; a
+//! test or another front end does the same without building an argv.
+//!
+//! ```no_run
+//! use runnerform::engine::{self, Options};
+//! use runnerform::desired::{self, RefCheck};
+//!
+//! let loaded = desired::read(std::path::Path::new("runners.kdl"), RefCheck::Require);
+//! let desired = loaded.desired.expect("a valid file");
+//! let planned = engine::plan(desired, &Options::default()).expect("a plan");
+//! for runner in &planned.plan.runners {
+//!     println!("{}: {}", runner.name, runner.action.word());
+//! }
+//! let outcome = engine::apply(&planned, &engine::ApplyOptions::default(), &mut |_| {});
+//! ```
+
+mod gather;
+mod preflight;
+mod saved;
+mod status;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::apply::{Event, Failure, Outcome};
+use crate::desired::Desired;
+use crate::diag::Problem;
+use crate::local::expand::Environment;
+use crate::plan::Plan;
+use crate::views::{self, LocalViews};
+pub use gather::{Online, client_for, gitlab_node, system_id};
+pub use saved::{SavedPlan, check_saved};
+pub use status::{StatusRow, status};
+
+/// How to plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Plan against config.toml and the service only, without GitLab.
+    pub offline: bool,
+    /// Limit the plan to these runners (the base name of `count=` replicas selects all).
+    pub targets: Vec<String>,
+    /// config.toml, overriding the KDL file's `config` node.
+    pub config_toml: Option<PathBuf>,
+    /// Requests to GitLab in flight at once.
+    pub concurrency: usize,
+    /// Rotate tokens that expire within this many seconds.
+    pub rotate_within: u64,
+    /// Also verify every entry's token (`POST /runners/verify`).
+    pub verify_tokens: bool,
+    /// Delete entries runnerform does not manage.
+    pub delete_unmanaged: bool,
+    /// What `$VAR` in config.toml expands to.
+    pub env: Environment,
+    /// Now, in Unix seconds (token expiry is measured from it).
+    pub now: Option<i64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            offline: false,
+            targets: Vec::new(),
+            config_toml: None,
+            concurrency: 8,
+            rotate_within: 86_400,
+            verify_tokens: false,
+            delete_unmanaged: false,
+            env: Environment::from_process(),
+            now: None,
+        }
+    }
+}
+
+/// A plan and everything apply needs to carry it out.
+pub struct Planned {
+    pub desired: Desired,
+    pub views: LocalViews,
+    pub plan: Plan,
+    pub online: Option<Online>,
+    /// The declared service, when the plan covers it.
+    pub service: Option<crate::service::Spec>,
+    pub env: Environment,
+}
+
+/// Plans the desired state against this host, and against GitLab unless offline. Errors are
+/// diagnostics (several when several runners cannot be planned); nothing is changed.
+pub fn plan(desired: Desired, opts: &Options) -> Result<Planned, Vec<Problem>> {
+    let one = |p: Problem| vec![p];
+    let path = views::config_path(opts.config_toml.as_deref(), &desired);
+    let views = views::gather_local(&desired, &path).map_err(one)?;
+    let online = if opts.offline {
+        None
+    } else {
+        let mut online = gather::connect(
+            &desired,
+            &views,
+            &opts.env,
+            opts.concurrency,
+            opts.verify_tokens,
+        )
+        .map_err(one)?;
+        online.remote.now = opts.now.unwrap_or_else(crate::time::now_unix);
+        online.remote.rotate_within = opts.rotate_within as i64;
+        Some(online)
+    };
+    let sid = system_id(&path);
+    let mut plan = crate::plan::plan(&crate::plan::Inputs {
+        desired: &desired,
+        local: &views.local,
+        state: &views.state,
+        state_text: views.state_text.as_deref(),
+        secrets: &views.secrets,
+        remote: online.as_ref().map(|o| &o.remote),
+        targets: &opts.targets,
+        delete_unmanaged: opts.delete_unmanaged,
+        env: &opts.env,
+        system_id: sid.as_deref(),
+    })
+    .map_err(one)?;
+    if let Some(online) = &online {
+        let problems = preflight::check(&desired, &plan, online).map_err(one)?;
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+    }
+    // A plan limited to some runners leaves the service alone.
+    let service = if opts.targets.is_empty() {
+        plan_service(&desired, &path, &mut plan)?
+    } else {
+        None
+    };
+    Ok(Planned {
+        desired,
+        views,
+        plan,
+        online,
+        service,
+        env: opts.env.clone(),
+    })
+}
+
+/// Observes the declared service and adds its steps to the plan; checks what they need.
+fn plan_service(
+    desired: &Desired,
+    config_toml: &std::path::Path,
+    plan: &mut Plan,
+) -> Result<Option<crate::service::Spec>, Vec<Problem>> {
+    let one = |p: Problem| vec![p];
+    let Some(spec) =
+        crate::service::spec(desired, config_toml, std::path::Path::new("/")).map_err(one)?
+    else {
+        return Ok(None);
+    };
+    let view = crate::service::observe::observe(&spec).map_err(one)?;
+    let sp = crate::plan::service::plan(&spec, &view, &plan.globals);
+    let problems = crate::service::control::preflight(&spec, &sp, &desired.sources);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    plan.set_service(sp);
+    Ok(Some(spec))
+}
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// How long to wait for another runnerform applying to the same config.toml.
+    pub lock_wait: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            lock_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Carries out the plan's steps in order, then the service's. Each step is reported as an
+/// [`Event`]; a failure says what was done and what was not.
+pub fn apply(
+    planned: &Planned,
+    opts: &ApplyOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Outcome, Failure> {
+    let plan = &planned.plan;
+    let cx = crate::apply::Context {
+        desired: &planned.desired,
+        gitlab: planned.online.as_ref().map(|o| (&o.client, &o.runtime)),
+        env: &planned.env,
+        lock_wait: opts.lock_wait,
+        system_id: system_id(std::path::Path::new(&plan.config_toml)),
+    };
+    let mut outcome = crate::apply::execute(plan, &cx, on_event)?;
+    if let (Some(sp), Some(spec)) = (&plan.service, &planned.service)
+        && sp.is_change()
+    {
+        let total = outcome.steps_total + sp.steps.len();
+        let mut index = outcome.steps_total;
+        let mut progress = |line: &str| {
+            index += 1;
+            on_event(Event::Finished {
+                index: index.min(total),
+                total,
+                runner: format!("service {}", sp.name),
+                step: line.to_string(),
+                detail: String::new(),
+            });
+        };
+        if let Err(problem) = crate::service::control::execute(spec, sp, &mut progress) {
+            return Err(Failure {
+                problem,
+                outcome,
+                not_done: vec![(format!("service {}", sp.name), "the service steps".into())],
+            });
+        }
+        outcome.service_steps = sp.steps.len();
+        outcome.steps_total = total;
+        outcome.steps_done += sp.steps.len();
+    }
+    Ok(outcome)
+}
+
+/// A declared runner that did not come online, and what was last seen of it.
+pub type Late = Vec<(String, String)>;
+
+/// Why waiting for the runners failed.
+#[derive(Debug)]
+pub enum WaitError {
+    /// Nothing to wait with: offline, or a runner without a GitLab id.
+    Unusable(Problem),
+    /// These runners did not come online in time.
+    Late(Late),
+}
+
+/// Polls GitLab until every runner the plan keeps is online with a runner manager for this
+/// host, or `timeout` passes. `on_online` is told each runner as it comes online; `waiting`
+/// once with the number of runners waited for.
+pub fn wait_online(
+    planned: &Planned,
+    timeout: Duration,
+    waiting: &mut dyn FnMut(usize),
+    on_online: &mut dyn FnMut(&str),
+) -> Result<(), WaitError> {
+    let Some(online) = &planned.online else {
+        return Err(WaitError::Unusable(Problem::error(
+            "offline",
+            "--wait-online asks GitLab whether the runners are online, which --offline rules out",
+        )));
+    };
+    let plan = &planned.plan;
+    let path = std::path::Path::new(&plan.config_toml);
+    // The ids are those config.toml holds now, after apply wrote it; the one matcher finds
+    // each declared runner's entry.
+    let local = crate::local::read(path).map_err(WaitError::Unusable)?;
+    let (state, _) = crate::local::state::read(path).map_err(WaitError::Unusable)?;
+    let entries = crate::plan::matcher::entries(&local, &planned.env);
+    let mut matcher = crate::plan::matcher::Matcher::new(&entries);
+    let mut list = Vec::new();
+    let mut missing = Vec::new();
+    for r in &planned.desired.runners {
+        let name = &r.name.value;
+        if !plan.runners.iter().any(|p| &p.name == name) {
+            continue;
+        }
+        let managed = state.find(name);
+        match matcher.claim(managed, name, None) {
+            Ok(Some(e)) if e.id > 0 => list.push(crate::remote::wait::Waiting {
+                name: name.clone(),
+                id: e.id,
+            }),
+            _ => missing.push(name.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(WaitError::Unusable(Problem::error(
+            "wait_online",
+            format!(
+                "cannot wait for {}: config.toml has no GitLab id for {}",
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ),
+        )));
+    }
+    waiting(list.len());
+    let sid = || system_id(path);
+    online
+        .runtime
+        .block_on(crate::remote::wait::wait_online(
+            &online.client,
+            list,
+            &sid,
+            timeout,
+            Duration::from_millis(500),
+            on_online,
+        ))
+        .map_err(WaitError::Late)
+}

@@ -1,0 +1,94 @@
+//! What GitLab says of each declared runner: read-only, for `runnerform status`. The entry of
+//! each runner is found with the planner's own matcher.
+
+use serde::Serialize;
+
+use crate::desired::Desired;
+use crate::diag::Problem;
+use crate::local::expand::Environment;
+use crate::remote::RemoteError;
+use crate::views;
+
+/// One declared runner as GitLab sees it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct StatusRow {
+    pub name: String,
+    /// GitLab's runner id, when the runner is registered.
+    pub id: Option<i64>,
+    /// online, offline, stale, never_contacted; `not_registered` or `gone` when GitLab has no
+    /// such runner.
+    pub status: String,
+    pub paused: Option<bool>,
+    pub contacted_at: Option<String>,
+    /// Hosts running it (GitLab's runner managers), by system id and status.
+    pub managers: Vec<String>,
+    /// token_expires_at from config.toml, when the token expires.
+    pub token_expires_at: Option<String>,
+}
+
+/// Each declared runner's row.
+pub fn status(
+    d: &Desired,
+    config_toml: Option<&std::path::Path>,
+    env: &Environment,
+) -> Result<Vec<StatusRow>, Problem> {
+    let path = views::config_path(config_toml, d);
+    let local = crate::local::read(&path)?;
+    let (state, _) = crate::local::state::read(&path)?;
+    let (g, token) = super::gitlab_node(d)?;
+    let (client, rt) = super::client_for(d, g, token)?;
+    let entries = crate::plan::matcher::entries(&local, env);
+    let mut matcher = crate::plan::matcher::Matcher::new(&entries);
+    let tables = local.runners();
+    let mut out = Vec::new();
+    for r in &d.runners {
+        let name = &r.name.value;
+        let old_name = r.body.renamed_from.as_ref().map(|o| o.value.as_str());
+        let managed = state
+            .find(name)
+            .or_else(|| old_name.and_then(|o| state.find(o)));
+        let entry = matcher.claim(managed, name, old_name).ok().flatten();
+        let id = entry
+            .map(|e| e.id)
+            .filter(|id| *id > 0)
+            .or_else(|| managed.map(|m| m.id).filter(|id| *id > 0));
+        let expires = entry
+            .and_then(|e| tables[e.index].get("token_expires_at"))
+            .and_then(|v| v.as_value())
+            .map(|v| v.to_string().trim().to_string())
+            .filter(|v| !v.starts_with("0001-01-01"));
+        let mut row = StatusRow {
+            name: name.clone(),
+            id,
+            status: "not_registered".into(),
+            paused: None,
+            contacted_at: None,
+            managers: Vec::new(),
+            token_expires_at: expires,
+        };
+        if let Some(id) = id {
+            match rt.block_on(client.runner(id)) {
+                Ok(rr) => {
+                    row.status = rr.status;
+                    row.paused = Some(rr.paused);
+                    row.contacted_at = rr.contacted_at;
+                    row.managers = rt
+                        .block_on(client.managers(id))
+                        .map_err(|e| Problem::error("gitlab", format!("runner {id}: {e}")))?
+                        .into_iter()
+                        .map(|(system_id, status)| format!("{system_id} ({status})"))
+                        .collect();
+                }
+                Err(RemoteError::Definite { status: 404, .. }) => row.status = "gone".into(),
+                Err(e) => {
+                    return Err(Problem::error(
+                        "gitlab",
+                        format!("reading runner {id}: {e}"),
+                    ));
+                }
+            }
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
