@@ -43,6 +43,9 @@ pub struct Fault {
     /// Let GitLab handle the request first, then spoil the response.
     #[serde(default)]
     pub after: bool,
+    /// Let this many matching requests through untouched before the fault starts.
+    #[serde(default)]
+    pub skip: u32,
 }
 
 impl Fault {
@@ -53,6 +56,7 @@ impl Fault {
             kind,
             times: 1,
             after: false,
+            skip: 0,
         }
     }
 
@@ -68,6 +72,12 @@ impl Fault {
 
     pub fn after(mut self) -> Self {
         self.after = true;
+        self
+    }
+
+    /// Spares the first `n` matching requests.
+    pub fn after_first(mut self, n: u32) -> Self {
+        self.skip = n;
         self
     }
 
@@ -135,6 +145,10 @@ impl Faults {
     pub fn take(&mut self, method: &str, path: &str) -> Option<Fault> {
         let i = self.pending.iter().position(|f| f.matches(method, path))?;
         let f = &mut self.pending[i];
+        if f.skip > 0 {
+            f.skip -= 1;
+            return None;
+        }
         f.times -= 1;
         let fired = f.clone();
         if f.times == 0 {

@@ -4,12 +4,12 @@ use runnerform::sim::{Fault, FaultKind, RunnerEdit, SimOptions, Simulator};
 
 use crate::common::TestEnvironment;
 
-struct Host {
-    env: TestEnvironment,
-    sim: Simulator,
+pub(crate) struct Host {
+    pub(crate) env: TestEnvironment,
+    pub(crate) sim: Simulator,
 }
 
-const FLEET: &str = r#"config "config.toml" {
+pub(crate) const FLEET: &str = r#"config "config.toml" {
     concurrent 4
 }
 defaults {
@@ -37,11 +37,11 @@ runner "proj2" {
 "#;
 
 impl Host {
-    fn new(body: &str) -> Host {
+    pub(crate) fn new(body: &str) -> Host {
         Host::with(SimOptions::default(), body)
     }
 
-    fn with(opts: SimOptions, body: &str) -> Host {
+    pub(crate) fn with(opts: SimOptions, body: &str) -> Host {
         // Without a config node runnerform uses gitlab-runner's default path: as root, /etc.
         assert!(
             body.contains("config \""),
@@ -55,7 +55,7 @@ impl Host {
         h
     }
 
-    fn declare(&self, body: &str) {
+    pub(crate) fn declare(&self, body: &str) {
         self.env.write(
             "runners.kdl",
             &format!(
@@ -65,16 +65,16 @@ impl Host {
         );
     }
 
-    fn run(&self, args: &[&str]) -> crate::common::Output {
+    pub(crate) fn run(&self, args: &[&str]) -> crate::common::Output {
         self.env.run(args)
     }
 
-    fn config(&self) -> String {
+    pub(crate) fn config(&self) -> String {
         std::fs::read_to_string(self.env.path().join("config.toml")).unwrap_or_default()
     }
 
     /// GitLab's runner whose description is `name` (runnerform's default description).
-    fn runner_named(&self, name: &str) -> runnerform::sim::RunnerSnapshot {
+    pub(crate) fn runner_named(&self, name: &str) -> runnerform::sim::RunnerSnapshot {
         self.sim
             .runners()
             .into_iter()
@@ -83,7 +83,7 @@ impl Host {
     }
 
     /// The token of the config.toml entry called `name`.
-    fn token_of(&self, name: &str) -> String {
+    pub(crate) fn token_of(&self, name: &str) -> String {
         let doc: toml_edit::DocumentMut = self.config().parse().unwrap();
         doc["runners"]
             .as_array_of_tables()
@@ -95,7 +95,7 @@ impl Host {
     }
 
     /// Calls GitLab as its administrator would, outside runnerform (the UI, another tool).
-    fn as_admin<T>(&self, f: impl AsyncFnOnce(&runnerform::remote::Client) -> T) -> T {
+    pub(crate) fn as_admin<T>(&self, f: impl AsyncFnOnce(&runnerform::remote::Client) -> T) -> T {
         let client = runnerform::remote::Client::new(&runnerform::remote::ClientOptions {
             token: Some(self.sim.admin_token()),
             ..runnerform::remote::ClientOptions::new(&self.sim.url())
@@ -108,7 +108,7 @@ impl Host {
             .block_on(f(&client))
     }
 
-    fn writes(&self) -> usize {
+    pub(crate) fn writes(&self) -> usize {
         self.sim.requests().iter().filter(|r| r.write).count()
     }
 }
