@@ -1,17 +1,18 @@
 //! The quickstart: runnerform against its built-in GitLab simulator, in a temporary directory.
 //!
 //! It starts the simulator, registers one runner "by hand" the way `gitlab-runner register`
-//! would (so the host has history), writes a KDL file, and then runs runnerform's real
-//! commands: validate, plan, apply, a second plan with nothing left to do, a change made "in
-//! the UI" detected as drift, and its repair.
+//! would (so the host has history), writes a KDL file, and then drives runnerform's engine as
+//! a library (the same calls the command line makes): validate, plan, apply, a second plan
+//! with nothing left to do, a change made "in the UI" detected as drift, and its repair.
 //!
 //! Run with: cargo run --example quickstart
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
-use runnerform::cli::{Cli, run};
-use runnerform::exit::Exit;
+use runnerform::desired::{self, Desired, RefCheck};
+use runnerform::engine::{self, ApplyOptions, Event, Options, Planned};
+use runnerform::plan::Side;
 use runnerform::remote::{Client, ClientOptions};
 use runnerform::sim::{SimOptions, Simulator};
 
@@ -19,13 +20,116 @@ fn step(title: &str) {
     println!("\n━━ {title}");
 }
 
-fn runnerform(dir: &std::path::Path, args: &[&str]) -> Exit {
-    let mut argv = vec!["runnerform", "-f"];
-    let kdl = dir.join("runners.kdl");
-    argv.push(kdl.to_str().expect("temp paths are UTF-8"));
-    argv.extend_from_slice(args);
-    println!("$ runnerform {}", args.join(" "));
-    run(Cli::try_parse_from(&argv).expect("quickstart arguments are valid"))
+/// Reads the KDL file as `runnerform validate` does, printing its problems.
+fn read(dir: &Path) -> Option<Desired> {
+    let loaded = desired::read(&dir.join("runners.kdl"), RefCheck::Require);
+    for p in &loaded.problems.list {
+        eprint!(
+            "{}",
+            runnerform::diag::render(
+                p,
+                runnerform::diag::Style {
+                    color: false,
+                    width: 100
+                }
+            )
+        );
+    }
+    loaded.desired
+}
+
+/// Plans with the engine and shows each runner's action, its changes and its steps.
+fn plan(dir: &Path) -> Option<Planned> {
+    let desired = read(dir)?;
+    let planned = match engine::plan(desired, &Options::default()) {
+        Ok(p) => p,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {}", p.message);
+            }
+            return None;
+        }
+    };
+    let plan = &planned.plan;
+    for r in plan.runners.iter().filter(|r| r.action.is_change()) {
+        println!("  {} {}: {}", r.action.symbol(), r.name, r.action.word());
+        println!("      {}", r.reason);
+        for c in &r.changes {
+            let side = if c.side == Side::Gitlab {
+                " (GitLab)"
+            } else {
+                ""
+            };
+            let old = c
+                .key
+                .old
+                .as_deref()
+                .map_or(String::new(), |o| format!("{o} -> "));
+            let new = c.key.new.as_deref().unwrap_or("(removed)");
+            println!("      {}: {old}{new}{side}", c.key.path);
+        }
+        let steps: Vec<String> = r
+            .steps
+            .iter()
+            .map(|s| match s.request() {
+                Some(req) => format!("{} {}", req.method, req.path),
+                None => s.word().to_string(),
+            })
+            .collect();
+        println!("      steps: {}", steps.join(", then "));
+    }
+    if !plan.diff.is_empty() {
+        print!("{}", plan.diff);
+    }
+    println!("{}", plan.summary_line());
+    Some(planned)
+}
+
+/// Applies with the engine, printing each step as it finishes.
+fn apply(planned: &Planned) -> bool {
+    let mut on_event = |e: Event| {
+        if let Event::Finished {
+            index,
+            total,
+            runner,
+            step,
+            detail,
+        } = e
+        {
+            let detail = if detail.is_empty() {
+                detail
+            } else {
+                format!(" ({detail})")
+            };
+            println!("  [{index}/{total}] {runner}: {step}{detail}");
+        }
+    };
+    match engine::apply(planned, &ApplyOptions::default(), &mut on_event) {
+        Ok(outcome) => {
+            println!(
+                "Apply complete: {} registered, {} updated, {} deleted on GitLab; config.toml {}.",
+                outcome.registered,
+                outcome.updated,
+                outcome.deleted,
+                if outcome.config_written {
+                    "written"
+                } else {
+                    "unchanged"
+                }
+            );
+            true
+        }
+        Err(failure) => {
+            eprintln!("error: {}", failure.problem.message);
+            false
+        }
+    }
+}
+
+/// Whether a fresh plan has changes pending (what `plan --detailed-exitcode` reports as 2).
+fn drift(dir: &Path) -> Option<bool> {
+    let planned = plan(dir)?;
+    Some(planned.plan.changes_pending)
 }
 
 fn main() -> ExitCode {
@@ -108,20 +212,23 @@ runner "build" count=2 template="docker" {{
     print!("{kdl}");
 
     step("Check the file");
-    if runnerform(d, &["validate", "-v"]) != Exit::Success {
+    if read(d).is_none() {
         return ExitCode::FAILURE;
     }
-    step("Plan: what apply would change, in config.toml and on GitLab");
-    if runnerform(d, &["plan"]) != Exit::Success {
+    println!("runners.kdl is valid.");
+    step("Plan: what apply would change, in config.toml and on GitLab, step by step");
+    let Some(planned) = plan(d) else {
+        return ExitCode::FAILURE;
+    };
+    step("Apply: exactly the steps of that plan");
+    if !apply(&planned) {
         return ExitCode::FAILURE;
     }
-    step("Apply");
-    if runnerform(d, &["apply", "--yes"]) != Exit::Success {
+    step("Plan again: nothing left to do");
+    if drift(d) != Some(false) {
+        eprintln!("error: the second plan still has changes");
         return ExitCode::FAILURE;
     }
-    step("Plan again: nothing left to do (exit code 0 with --detailed-exitcode)");
-    let again = runnerform(d, &["plan", "--detailed-exitcode"]);
-    println!("(exit code {})", again as u8);
 
     // Someone changes the build-1 runner's tags in GitLab's UI.
     let build1 = sim
@@ -135,15 +242,22 @@ runner "build" count=2 template="docker" {{
         };
         sim.edit_runner(r.id, &edit).expect("edit in the simulator");
     }
-    step("Someone edited build-1's tags in the UI: a scheduled plan sees the drift (exit code 2)");
-    let drift = runnerform(d, &["plan", "--detailed-exitcode"]);
-    println!("(exit code {})", drift as u8);
-    step("Apply repairs it");
-    if runnerform(d, &["apply", "--yes"]) != Exit::Success {
+    step("Someone edited build-1's tags in the UI: a scheduled plan sees the drift");
+    let Some(planned) = plan(d) else {
+        return ExitCode::FAILURE;
+    };
+    if !planned.plan.changes_pending {
+        eprintln!("error: the drift was not seen");
         return ExitCode::FAILURE;
     }
-    let last = runnerform(d, &["plan", "--detailed-exitcode"]);
-    println!("(exit code {})", last as u8);
+    step("Apply repairs it");
+    if !apply(&planned) {
+        return ExitCode::FAILURE;
+    }
+    if drift(d) != Some(false) {
+        eprintln!("error: the repair left changes");
+        return ExitCode::FAILURE;
+    }
 
     step(&format!(
         "GitLab now has {} runners; config.toml:",
@@ -151,8 +265,5 @@ runner "build" count=2 template="docker" {{
     ));
     let cfg = std::fs::read_to_string(d.join("config.toml")).unwrap_or_default();
     print!("{}", runnerform::secrets::mask(&cfg));
-    if last != Exit::Success || drift != Exit::Changes {
-        return ExitCode::FAILURE;
-    }
     ExitCode::SUCCESS
 }

@@ -15,7 +15,11 @@ fn writes(h: &Host) -> Vec<String> {
             format!(
                 "{} {}",
                 r.method,
-                r.path.trim_start_matches("/api/v4").split('?').next().unwrap()
+                r.path
+                    .trim_start_matches("/api/v4")
+                    .split('?')
+                    .next()
+                    .unwrap()
             )
         })
         .collect()
@@ -146,10 +150,13 @@ fn a_hand_removed_entry_converges_in_one_apply_while_gitlab_still_has_the_runner
     )
     .unwrap();
     let plan = h.run(&["plan"]);
-    assert!(plan.stdout.contains("-/+ inst: recreate"), "{}", plan.stdout);
     assert!(
+        plan.stdout.contains("-/+ inst: recreate"),
+        "{}",
         plan.stdout
-            .contains(&format!("DELETE /runners/{old_id}")),
+    );
+    assert!(
+        plan.stdout.contains(&format!("DELETE /runners/{old_id}")),
         "{}",
         plan.stdout
     );
@@ -195,7 +202,11 @@ fn the_apply_summary_counts_what_gitlab_was_sent() {
     h.sim.clear_requests();
     let out = h.run(&["apply", "--yes"]);
     assert_eq!(out.code, 0, "{}", out.combined());
-    assert!(out.stdout.contains("GitLab: 5 registered."), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("GitLab: 5 registered."),
+        "{}",
+        out.stdout
+    );
     assert_eq!(
         writes(&h)
             .iter()
@@ -221,7 +232,10 @@ fn the_apply_summary_counts_what_gitlab_was_sent() {
     h.declare(&format!(
         "{}runner \"extra\" {{\n    instance\n}}\n",
         FLEET
-            .replace("runner \"proj2\" {\n    project 1001\n    description \"by id\"\n}\n", "")
+            .replace(
+                "runner \"proj2\" {\n    project 1001\n    description \"by id\"\n}\n",
+                ""
+            )
             .replace("tags \"a\" \"b\"", "tags \"a\" \"c\"")
     ));
     h.sim.clear_requests();
@@ -319,11 +333,7 @@ fn an_apply_that_fails_midway_says_what_was_done_and_what_was_not() {
     );
     let out = h.run(&["apply", "--yes"]);
     assert_eq!(out.code, 1, "{}", out.combined());
-    assert!(
-        out.stderr.contains("Apply stopped after"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("Apply stopped after"), "{}", out.stderr);
     assert!(out.stderr.contains("Not done:"), "{}", out.stderr);
     assert_eq!(h.sim.runners().len(), 2);
     assert_eq!(h.config().matches("[[runners]]").count(), 2);

@@ -671,8 +671,18 @@ fn moving_to_another_gitlab_registers_anew_and_never_sends_the_old_id() {
         "config.toml",
         "[[runners]]\n  name = \"inst\"\n  url = \"https://old-gitlab.example.com\"\n  id = 1\n  token = \"glrt-t1_OldGitLabOldGitLabOldGit\"\n  executor = \"shell\"\n",
     );
+    h.sim.clear_requests();
     let plan = h.run(&["plan"]);
     assert!(plan.stdout.contains("-/+ inst: replace"), "{}", plan.stdout);
+    // Runner 1 of the old GitLab means nothing (or someone else's runner) here.
+    assert!(
+        !h.sim
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/api/v4/runners/1")),
+        "{:?}",
+        h.sim.requests()
+    );
     assert!(
         plan.stdout
             .contains("stays on https://old-gitlab.example.com"),
