@@ -13,6 +13,7 @@ pub mod apply;
 pub mod cli;
 pub mod desired;
 pub mod diag;
+pub mod duration;
 pub mod exit;
 pub mod import;
 pub mod keys;

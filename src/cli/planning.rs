@@ -61,8 +61,8 @@ pub struct PlanFlags {
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
 
-    /// Rotate runner tokens that expire within this many seconds (default: one day)
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    /// Rotate runner tokens that expire within this long (seconds or a duration such as 12h)
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = crate::duration::parse_secs)]
     pub rotate_within: u64,
 
     /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens
@@ -257,9 +257,8 @@ fn connect(
     let remote = runtime.block_on(async {
         check_token(&client, &g.url.value, !q.namespaces.is_empty()).await?;
         refresh(&client, q, concurrency).await.map_err(|e| {
-            Problem::error("gitlab", e.to_string()).help(
-                "nothing was planned or changed: runnerform acts only on definite answers from GitLab; try again",
-            )
+            let a = crate::remote::advice::refresh(&g.url.value, &e);
+            Problem::error("gitlab", a.message).help(a.hint)
         })
     })?;
     Ok(Online {
@@ -312,15 +311,8 @@ pub fn client_for(
 /// `needs_read`: group or project paths must be resolved to ids, which takes `read_api`.
 async fn check_token(client: &Client, url: &str, needs_read: bool) -> Result<(), Problem> {
     let info = client.token_info().await.map_err(|e| {
-        let help = match e.status() {
-            Some(401) => "the token is unknown, expired or revoked: create a new one",
-            _ => "check the GitLab URL and that GitLab is reachable",
-        };
-        Problem::error(
-            "gitlab_token",
-            format!("cannot use the access token with {url}: {e}"),
-        )
-        .help(help)
+        let a = crate::remote::advice::token_check(url, &e);
+        Problem::error("gitlab_token", a.message).help(a.hint)
     })?;
     let has = |s: &str| info.scopes.iter().any(|x| x == s);
     let missing: Vec<&str> = if has("api") {

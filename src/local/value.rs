@@ -7,7 +7,7 @@
 
 use toml_edit::{Array, ArrayOfTables, InlineTable, Item, Table, Value as T};
 
-use crate::desired::value::go_duration_nanos;
+use crate::duration::go_nanos as go_duration_nanos;
 use crate::desired::{SecretSource, Value};
 use crate::keys::{Key, Kind};
 
