@@ -18,6 +18,7 @@ pub mod exit;
 pub mod import;
 pub mod keys;
 pub mod local;
+pub mod output;
 pub mod plan;
 pub mod reference;
 pub mod remote;

@@ -103,7 +103,7 @@ pub fn refresh(url: &str, e: &RefreshError) -> Advice {
 /// The words for a GitLab that could not be reached at all, by cause; `None` when GitLab
 /// answered (or the cause has no better words than the error's own).
 pub fn unreachable(url: &str, e: &RemoteError) -> Option<Advice> {
-    let RemoteError::Transient { attempts, .. } = e else {
+    let RemoteError::Transient { attempts, last, .. } = e else {
         return None;
     };
     let (host, port) = host_port(url);
@@ -133,8 +133,8 @@ pub fn unreachable(url: &str, e: &RemoteError) -> Option<Advice> {
         },
         Cause::Tls if url.starts_with("https://") => Advice {
             message: format!(
-                "TLS failure: the TLS handshake with {host}:{port} failed ({e}); the server \
-                 does not speak TLS on that port"
+                "TLS failure with {host}:{port} ({last}): the server does not speak TLS on \
+                 that port"
             ),
             hint: format!(
                 "if the server speaks plain HTTP (as `runnerform sim` does), write the URL as \

@@ -1,6 +1,5 @@
 //! `runnerform status`: what GitLab says of each declared runner.
 
-use serde::Serialize;
 use toml_edit::Item;
 
 use crate::cli::planning::{client_for, load_desired};
@@ -8,31 +7,19 @@ use crate::cli::{Cli, Ui};
 use crate::desired::RefCheck;
 use crate::diag::Problem;
 use crate::exit::Exit;
+use crate::output::StatusRow;
 use crate::remote::RemoteError;
 use crate::views;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print one JSON document instead of a table
+    /// Print one JSON document instead of a table (schemas/status.schema.json)
     #[arg(long)]
     pub json: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct Row {
-    name: String,
-    /// GitLab's runner id, when the runner is registered.
-    id: Option<i64>,
-    /// online, offline, stale, never_contacted, paused; `not_registered` or `gone` when GitLab
-    /// has no such runner.
-    status: String,
-    paused: Option<bool>,
-    contacted_at: Option<String>,
-    /// Hosts running it (GitLab's runner managers), by system id.
-    managers: Vec<String>,
-    /// token_expires_at from config.toml, when the token expires.
-    token_expires_at: Option<String>,
-}
+/// One runner's row: the same for the table and for `--json`.
+type Row = StatusRow;
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
     match rows(cli, ui) {
@@ -134,10 +121,11 @@ fn rows(cli: &Cli, ui: &Ui) -> Result<Rows, Option<Problem>> {
                 }
                 Err(RemoteError::Definite { status: 404, .. }) => row.status = "gone".into(),
                 Err(e) => {
-                    return Err(Some(Problem::error(
-                        "gitlab",
-                        format!("reading runner {id}: {e}"),
-                    )));
+                    let p = match crate::remote::advice::unreachable(&g.url.value, &e) {
+                        Some(a) => Problem::error("gitlab", a.message).help(a.hint),
+                        None => Problem::error("gitlab", format!("reading runner {id}: {e}")),
+                    };
+                    return Err(Some(p));
                 }
             }
         }
