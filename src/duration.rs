@@ -168,7 +168,9 @@ mod tests {
         assert_eq!(go_nanos("10us"), Some(10_000));
         assert_eq!(go_nanos("10µs"), Some(10_000));
         assert_eq!(go_nanos("1.0000000001s"), Some(1_000_000_000));
-        for bad in ["", "15", "m", "1x", "1.2.3s", "1 h", "h1", ".s", "-", "1h-5m", "5mm"] {
+        for bad in [
+            "", "15", "m", "1x", "1.2.3s", "1 h", "h1", ".s", "-", "1h-5m", "5mm",
+        ] {
             assert_eq!(go_nanos(bad), None, "{bad}");
         }
     }
@@ -181,9 +183,20 @@ mod tests {
         assert_eq!(go_nanos("99999999999999999999999999999999999999999h"), None);
         assert_eq!(go_nanos("2562047h2562047h"), None);
         assert!(parse("5124095576030432h").unwrap_err().contains("too long"));
-        assert!(parse("18446744073709551615").unwrap_err().contains("too long"));
-        assert!(parse("99999999999999999999999").unwrap_err().contains("too long"));
-        assert_eq!(parse("9223372036").unwrap(), Duration::from_secs(9_223_372_036));
+        assert!(
+            parse("18446744073709551615")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(
+            parse("99999999999999999999999")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert_eq!(
+            parse("9223372036").unwrap(),
+            Duration::from_secs(9_223_372_036)
+        );
     }
 
     #[test]
@@ -197,6 +210,10 @@ mod tests {
         assert_eq!(parse_secs("86400").unwrap(), 86_400);
         assert!(parse("-5m").unwrap_err().contains("negative"));
         assert!(parse("soon").unwrap_err().contains("is not a duration"));
-        assert!(parse("5 minutes").unwrap_err().contains("is not a duration"));
+        assert!(
+            parse("5 minutes")
+                .unwrap_err()
+                .contains("is not a duration")
+        );
     }
 }

@@ -45,10 +45,7 @@ const REFUSED: &[(&str, &str)] = &[
         "runnerform always takes its lock beside config.toml; --lock-timeout DURATION sets how \
          long it waits for another run",
     ),
-    (
-        "refresh",
-        "to plan without asking GitLab, use --offline",
-    ),
+    ("refresh", "to plan without asking GitLab, use --offline"),
     (
         "refresh-only",
         "`runnerform status` shows what GitLab says of each runner, and `plan \
@@ -154,14 +151,19 @@ mod tests {
             .chain(args.iter().copied())
             .map(OsString::from)
             .collect();
-        translate(args, &takes)
-            .map(|v| v[1..].iter().map(|a| a.to_string_lossy().into()).collect())
+        translate(args, &takes).map(|v| v[1..].iter().map(|a| a.to_string_lossy().into()).collect())
     }
 
     #[test]
     fn terraform_spellings_become_runnerform_flags() {
-        assert_eq!(run(&["plan", "-out", "p.json"]).unwrap(), ["plan", "--out", "p.json"]);
-        assert_eq!(run(&["plan", "-out=p.json"]).unwrap(), ["plan", "--out=p.json"]);
+        assert_eq!(
+            run(&["plan", "-out", "p.json"]).unwrap(),
+            ["plan", "--out", "p.json"]
+        );
+        assert_eq!(
+            run(&["plan", "-out=p.json"]).unwrap(),
+            ["plan", "--out=p.json"]
+        );
         assert_eq!(
             run(&["apply", "-auto-approve", "-lock-timeout=5m"]).unwrap(),
             ["apply", "--auto-approve", "--lock-timeout=5m"]
@@ -174,10 +176,22 @@ mod tests {
 
     #[test]
     fn values_short_flags_and_the_rest_are_left_alone() {
-        assert_eq!(run(&["-f", "-json", "plan"]).unwrap(), ["-f", "-json", "plan"]);
-        assert_eq!(run(&["-vv", "-q", "-f", "-"]).unwrap(), ["-vv", "-q", "-f", "-"]);
-        assert_eq!(run(&["plan", "--", "-out"]).unwrap(), ["plan", "--", "-out"]);
-        assert_eq!(run(&["plan", "-out", "-json"]).unwrap(), ["plan", "--out", "-json"]);
+        assert_eq!(
+            run(&["-f", "-json", "plan"]).unwrap(),
+            ["-f", "-json", "plan"]
+        );
+        assert_eq!(
+            run(&["-vv", "-q", "-f", "-"]).unwrap(),
+            ["-vv", "-q", "-f", "-"]
+        );
+        assert_eq!(
+            run(&["plan", "--", "-out"]).unwrap(),
+            ["plan", "--", "-out"]
+        );
+        assert_eq!(
+            run(&["plan", "-out", "-json"]).unwrap(),
+            ["plan", "--out", "-json"]
+        );
     }
 
     #[test]

@@ -58,13 +58,7 @@ pub fn load(entry: &Path, problems: &mut Problems) -> Option<Files> {
     let mut seen = Vec::new();
     let mut stack = Vec::new();
     read_file(
-        entry,
-        display,
-        text,
-        &mut files,
-        &mut seen,
-        &mut stack,
-        problems,
+        entry, display, text, &mut files, &mut seen, &mut stack, problems,
     );
     Some(files)
 }

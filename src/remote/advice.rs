@@ -193,7 +193,11 @@ mod tests {
         let refused = unreachable(url, &e(Cause::Refused)).unwrap();
         let dns = unreachable(url, &e(Cause::Dns)).unwrap();
         let tls = unreachable(url, &e(Cause::Tls)).unwrap();
-        assert!(refused.message.contains("connection refused by gitlab.example.com:8443"));
+        assert!(
+            refused
+                .message
+                .contains("connection refused by gitlab.example.com:8443")
+        );
         assert!(dns.message.contains("does not resolve"));
         assert!(!dns.message.contains("refused"));
         assert!(tls.message.starts_with("TLS failure"));

@@ -69,7 +69,10 @@ fn the_man_page_is_roff_with_a_header_and_every_subcommand() {
         .map(|h| format!("{h}(commit …"))
         .unwrap();
     insta::assert_snapshot!(header, @".TH runnerform 1  \"runnerform VERSION (commit …");
-    assert!(out.stdout.contains(".SH NAME\nrunnerform \\- Config\\-as\\-code"));
+    assert!(
+        out.stdout
+            .contains(".SH NAME\nrunnerform \\- Config\\-as\\-code")
+    );
     assert!(out.stdout.contains(".SH SUBCOMMANDS"), "{}", out.stdout);
     for name in subcommands() {
         assert!(
@@ -91,7 +94,8 @@ fn version_names_the_commit_and_the_key_inventory() {
     );
     let commit = lines[1].strip_prefix("commit: ").expect("a commit line");
     assert!(
-        commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
         "{commit}"
     );
     assert_eq!(
@@ -99,7 +103,11 @@ fn version_names_the_commit_and_the_key_inventory() {
         "config.toml keys: gitlab-runner 19.4.0 dev, commit d79f3e7b89ab"
     );
     let short = env.run(&["-V"]);
-    assert!(short.stdout.contains(&format!("(commit {commit})")), "{}", short.stdout);
+    assert!(
+        short.stdout.contains(&format!("(commit {commit})")),
+        "{}",
+        short.stdout
+    );
 }
 
 #[test]
@@ -109,12 +117,16 @@ fn every_command_has_an_example_and_global_options_have_their_own_heading() {
         let out = env.run(&[name.as_str(), "--help"]);
         assert_eq!(out.code, 0, "{name}: {}", out.stderr);
         let text = &out.stdout;
-        let examples = text.find("\nExamples:\n").unwrap_or_else(|| panic!("{name}: {text}"));
+        let examples = text
+            .find("\nExamples:\n")
+            .unwrap_or_else(|| panic!("{name}: {text}"));
         assert!(
-            text[examples..].contains(&format!("runnerform ")),
+            text[examples..].contains("runnerform "),
             "{name}: an example runs runnerform"
         );
-        let global = text.find("\nGlobal options:\n").unwrap_or_else(|| panic!("{name}: {text}"));
+        let global = text
+            .find("\nGlobal options:\n")
+            .unwrap_or_else(|| panic!("{name}: {text}"));
         assert!(text[global..].contains("--config-toml"), "{name}");
         // The command's own options come first, apart from the global ones.
         if let Some(own) = text.find("\nOptions:\n") {
@@ -124,13 +136,22 @@ fn every_command_has_an_example_and_global_options_have_their_own_heading() {
     }
     let plan = env.run(&["plan", "--help"]).stdout;
     let own = &plan[plan.find("\nOptions:\n").unwrap()..plan.find("\nGlobal options:\n").unwrap()];
-    assert!(own.contains("--detailed-exitcode") && own.contains("--offline"), "{own}");
+    assert!(
+        own.contains("--detailed-exitcode") && own.contains("--offline"),
+        "{own}"
+    );
 }
 
 #[test]
 fn terraform_flags_with_an_equivalent_are_accepted() {
     let env = offline_env();
-    let out = env.run(&["plan", "--offline", "-out", "saved.json", "-detailed-exitcode"]);
+    let out = env.run(&[
+        "plan",
+        "--offline",
+        "-out",
+        "saved.json",
+        "-detailed-exitcode",
+    ]);
     assert_eq!(out.code, 2, "{}", out.combined());
     assert!(env.path().join("saved.json").is_file());
     let out = env.run(&["plan", "--offline", "-json", "-target=build"]);
@@ -158,7 +179,11 @@ fn terraform_flags_without_an_equivalent_get_a_precise_hint() {
     "#);
     let refresh = env.run(&["plan", "-refresh=false"]);
     assert_eq!(refresh.code, 1);
-    assert!(refresh.stderr.contains("use --offline"), "{}", refresh.stderr);
+    assert!(
+        refresh.stderr.contains("use --offline"),
+        "{}",
+        refresh.stderr
+    );
     let input = env.run(&["apply", "-input=false"]);
     assert!(input.stderr.contains("--yes"), "{}", input.stderr);
     assert!(!env.path().join("config.toml").exists(), "nothing changed");
@@ -212,7 +237,10 @@ fn a_gitlab_timeout_too_long_to_represent_is_a_diagnostic_not_a_panic() {
 #[test]
 fn config_toml_is_found_as_gitlab_runner_spells_it() {
     let mut env = offline_env();
-    env.write("runners.kdl", &OFFLINE.replace("config \"config.toml\" {", "config {"));
+    env.write(
+        "runners.kdl",
+        &OFFLINE.replace("config \"config.toml\" {", "config {"),
+    );
     for args in [
         vec!["-c", "short.toml", "apply", "--offline", "--yes"],
         vec!["apply", "--config", "long.toml", "--offline", "--yes"],
@@ -232,16 +260,30 @@ fn the_kdl_file_can_come_from_stdin() {
     let env = offline_env();
     let out = env.run_stdin(&["-f", "-", "validate"], OFFLINE);
     assert_eq!(out.code, 0, "{}", out.combined());
-    assert!(out.stdout.starts_with("- is valid: 1 runner"), "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("- is valid: 1 runner"),
+        "{}",
+        out.stdout
+    );
     let out = env.run_stdin(&["-f", "-", "apply", "--offline", "--yes"], OFFLINE);
     assert_eq!(out.code, 0, "{}", out.combined());
-    assert!(env.path().join("config.toml").is_file(), "relative to the current directory");
-    let bad = env.run_stdin(&["-f", "-", "validate"], "runner \"x\" {\n    exector \"shell\"\n}\n");
+    assert!(
+        env.path().join("config.toml").is_file(),
+        "relative to the current directory"
+    );
+    let bad = env.run_stdin(
+        &["-f", "-", "validate"],
+        "runner \"x\" {\n    exector \"shell\"\n}\n",
+    );
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("<stdin>:2:5"), "{}", bad.stderr);
     let empty = env.run_stdin(&["-f", "-", "validate"], "");
     assert_eq!(empty.code, 1);
-    assert!(empty.stderr.contains("cannot read stdin: stdin is empty"), "{}", empty.stderr);
+    assert!(
+        empty.stderr.contains("cannot read stdin: stdin is empty"),
+        "{}",
+        empty.stderr
+    );
 }
 
 fn validator(name: &str, fresh: &str) -> jsonschema::Validator {
@@ -268,7 +310,10 @@ fn check(v: &jsonschema::Validator, out: &Output) -> serde_json::Value {
 
 #[test]
 fn validate_json_matches_its_schema_with_file_line_column_and_hint() {
-    let v = validator("validate.schema.json", &runnerform::output::validate_schema());
+    let v = validator(
+        "validate.schema.json",
+        &runnerform::output::validate_schema(),
+    );
     let env = TestEnvironment::new();
     env.write("shared.kdl", "defaults {\n    exector \"docker\"\n}\n");
     env.write(
@@ -287,14 +332,23 @@ fn validate_json_matches_its_schema_with_file_line_column_and_hint() {
         .unwrap_or_else(|| panic!("{doc:#}"));
     assert_eq!(typo["severity"], "error");
     assert_eq!(typo["file"], "shared.kdl");
-    assert_eq!((typo["line"].as_u64(), typo["column"].as_u64()), (Some(2), Some(5)));
-    assert!(typo["hint"].as_str().unwrap().contains("executor"), "{typo}");
+    assert_eq!(
+        (typo["line"].as_u64(), typo["column"].as_u64()),
+        (Some(2), Some(5))
+    );
+    assert!(
+        typo["hint"].as_str().unwrap().contains("executor"),
+        "{typo}"
+    );
     let suffix = problems
         .iter()
         .find(|p| p["code"] == "gitlab_url_api_suffix")
         .unwrap_or_else(|| panic!("{doc:#}"));
     assert_eq!(suffix["severity"], "warning");
-    assert_eq!(suffix["hint"], "drop the suffix: gitlab \"https://gitlab.example.com\"");
+    assert_eq!(
+        suffix["hint"],
+        "drop the suffix: gitlab \"https://gitlab.example.com\""
+    );
 
     env.write("shared.kdl", "defaults {\n    executor \"docker\"\n}\n");
     let ok = env.run(&["validate", "--json"]);
@@ -302,7 +356,10 @@ fn validate_json_matches_its_schema_with_file_line_column_and_hint() {
     let doc = check(&v, &ok);
     assert_eq!(doc["valid"], true);
     assert_eq!(doc["runners"], serde_json::json!(["a"]));
-    assert_eq!(doc["warnings"], 2, "the URL suffix and the unset GITLAB_TOKEN: {doc:#}");
+    assert_eq!(
+        doc["warnings"], 2,
+        "the URL suffix and the unset GITLAB_TOKEN: {doc:#}"
+    );
 
     let missing = TestEnvironment::new().run(&["validate", "--json"]);
     assert_eq!(missing.code, 1);
@@ -334,7 +391,9 @@ fn status_json_matches_its_schema() {
         &env,
         &sim.url,
         &sim.admin_token,
-        &format!("{INSTANCE_RUNNER}runner \"later\" {{\n    instance\n    executor \"shell\"\n}}\n"),
+        &format!(
+            "{INSTANCE_RUNNER}runner \"later\" {{\n    instance\n    executor \"shell\"\n}}\n"
+        ),
     );
     let apply = env.run(&["apply", "--yes", "--target", "inst"]);
     assert_eq!(apply.code, 0, "{}", apply.combined());
@@ -376,7 +435,8 @@ fn a_refused_connection_and_a_dns_failure_read_differently() {
 
     let dns = plan_against("http://gitlab.invalid", "glpat-unused");
     assert!(
-        flat(&dns.stderr).contains("the host name gitlab.invalid does not resolve (DNS lookup failed)"),
+        flat(&dns.stderr)
+            .contains("the host name gitlab.invalid does not resolve (DNS lookup failed)"),
         "{}",
         dns.stderr
     );
@@ -392,7 +452,10 @@ fn an_https_url_for_a_plain_http_server_is_called_a_tls_failure() {
     let out = plan_against(&https, &sim.admin_token);
     let said = flat(&out.stderr);
     assert!(said.contains("TLS failure with 127.0.0.1:"), "{said}");
-    assert!(said.contains(&format!("write the URL as {}", sim.url)), "{said}");
+    assert!(
+        said.contains(&format!("write the URL as {}", sim.url)),
+        "{said}"
+    );
     assert!(!out.stderr.contains("could not connect"), "{}", out.stderr);
 }
 
@@ -405,7 +468,10 @@ fn a_url_ending_in_api_v4_is_told_to_drop_the_suffix() {
     let said = flat(&out.stderr);
     // Warned when the file is read, then the failure itself leads with it.
     assert_eq!(said.matches(&hint).count(), 2, "{said}");
-    assert!(said.contains("ends in /api/v4, which runnerform adds itself"), "{said}");
+    assert!(
+        said.contains("ends in /api/v4, which runnerform adds itself"),
+        "{said}"
+    );
 }
 
 #[test]
