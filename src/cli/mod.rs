@@ -51,6 +51,13 @@ const LONG_VERSION: &str = concat!(
     env!("RUNNERFORM_KEYS_FROM")
 );
 
+const EXAMPLES: &str = "\
+Examples:
+  runnerform validate
+  runnerform plan --detailed-exitcode         # exit 2 when the host drifted from the file
+  runnerform apply --yes -c /etc/gitlab-runner/config.toml
+  runnerform <command> --help                 # each command's own examples";
+
 const VALIDATE_EXAMPLES: &str = "\
 Examples:
   runnerform validate
@@ -102,6 +109,7 @@ Examples:
     long_version = LONG_VERSION,
     about = ABOUT,
     long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
     next_help_heading = "Global options"
 )]
 pub struct Cli {

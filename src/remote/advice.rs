@@ -69,11 +69,19 @@ pub fn refresh(url: &str, e: &RefreshError) -> Advice {
                 "groups" => ("group", "Owner"),
                 _ => ("project", "Maintainer"),
             };
+            let message = if error.status() == Some(403) {
+                format!(
+                    "{what} {path} cannot be read with this access token ({error}): the token's \
+                     user is not a member of it with a role that may manage runners"
+                )
+            } else {
+                format!(
+                    "{what} {path} cannot be found with this access token ({error}): it does not \
+                     exist, or the token's user is not a member of it"
+                )
+            };
             Advice {
-                message: format!(
-                    "the {what} {path} is not visible to the access token's user ({error}): \
-                     it does not exist, or that user is not a member of it"
-                ),
+                message,
                 hint: format!(
                     "retrying will not help: add the token's user to {path} with the {role} role \
                      (GitLab requires {role} to create and manage a {what}'s runners), or \

@@ -134,6 +134,11 @@ fn every_command_has_an_example_and_global_options_have_their_own_heading() {
             assert!(!text[own..global].contains("--config-toml"), "{name}");
         }
     }
+    let top = env.run(&["--help"]).stdout;
+    assert!(
+        top.contains("\nExamples:\n  runnerform validate\n"),
+        "{top}"
+    );
     let plan = env.run(&["plan", "--help"]).stdout;
     let own = &plan[plan.find("\nOptions:\n").unwrap()..plan.find("\nGlobal options:\n").unwrap()];
     assert!(
@@ -490,7 +495,7 @@ fn a_project_the_tokens_user_cannot_see_asks_for_membership_not_a_retry() {
     assert_eq!(out.code, 1, "{}", out.combined());
     let said = flat(&out.stderr);
     assert!(
-        said.contains("the project acme/app is not visible to the access token's user"),
+        said.contains("project acme/app cannot be found with this access token"),
         "{said}"
     );
     assert!(said.contains("not a member"), "{said}");
