@@ -62,7 +62,8 @@ pub struct PlanFlags {
     pub concurrency: usize,
 
     /// Rotate runner tokens that expire within this long (seconds or a duration such as 12h)
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = crate::duration::parse_secs)]
+    #[arg(long, value_name = "DURATION", default_value = "24h",
+          value_parser = crate::duration::parse_secs)]
     pub rotate_within: u64,
 
     /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens

@@ -18,8 +18,10 @@ pub struct Args {
     #[command(flatten)]
     pub flags: PlanFlags,
 
-    /// How long to wait for another runnerform applying to the same config.toml (seconds or a duration such as 5m)
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::duration::parse_secs)]
+    /// How long to wait for another runnerform applying to the same config.toml (seconds
+    /// or a duration such as 5m)
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = crate::duration::parse_secs)]
     pub lock_timeout: u64,
 
     /// After applying, wait up to DURATION (`90s`, `5m`, or seconds) until every declared
