@@ -133,6 +133,13 @@ impl Problem {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// The file it was found in (as shown to the user), and the 1-based line and column.
+    pub fn position(&self) -> Option<(String, usize, usize)> {
+        let (source, loc) = (self.source.as_ref()?, self.loc?);
+        let (line, col) = line_col(source.inner(), loc.span.offset());
+        Some((source.name().to_string(), line, col))
+    }
 }
 
 impl fmt::Display for Problem {

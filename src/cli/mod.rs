@@ -6,12 +6,13 @@ mod commands;
 mod host;
 mod plan_view;
 mod planning;
+mod terraform;
 mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::exit::Exit;
 pub use ui::Ui;
@@ -26,12 +27,93 @@ checks that file, compares it with gitlab-runner's config.toml, with GitLab and 
 service that runs gitlab-runner, and applies the difference without an interactive prompt.
 
 Exit codes: 0 success; 1 error (bad input, failed check; nothing was changed by the failed
-step); 2 only with `plan --detailed-exitcode`: changes are pending.";
+step); 2 only with `plan --detailed-exitcode`: changes are pending.
+
+Terraform's single-dash flags are understood where runnerform has the same flag (-out, -auto-approve,
+-target, -detailed-exitcode, -json, -lock-timeout, -no-color, -parallelism); the others are refused
+with a hint. Durations are seconds (90) or Go durations (90s, 5m, 1h30m).";
+
+/// `-V`: the release and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RUNNERFORM_COMMIT"),
+    ")"
+);
+
+/// `--version`: also where the config.toml key inventory comes from, which decides what
+/// gitlab-runner keys runnerform knows.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("RUNNERFORM_COMMIT"),
+    "\nconfig.toml keys: ",
+    env!("RUNNERFORM_KEYS_FROM")
+);
+
+const EXAMPLES: &str = "\
+Examples:
+  runnerform validate
+  runnerform plan --detailed-exitcode         # exit 2 when the host drifted from the file
+  runnerform apply --yes -c /etc/gitlab-runner/config.toml
+  runnerform <command> --help                 # each command's own examples";
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  runnerform validate
+  runnerform -f fleet.kdl --host ci-01 validate
+  runnerform validate --json | jq '.problems[] | \"\\(.file):\\(.line): \\(.message)\"'";
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  runnerform plan
+  runnerform plan --offline --target build
+  runnerform plan --detailed-exitcode --out plan.json   # exit 2 on drift; -out works too";
+
+const APPLY_EXAMPLES: &str = "\
+Examples:
+  runnerform apply --yes --wait-online 5m
+  runnerform apply plan.json
+  curl -s https://example.com/runners.kdl | runnerform -f - apply --yes -c /etc/gitlab-runner/config.toml";
+
+const IMPORT_EXAMPLES: &str = "\
+Examples:
+  runnerform import -c /etc/gitlab-runner/config.toml -o runners.kdl
+  GITLAB_TOKEN=... runnerform import --output runners.kdl --force";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  runnerform status
+  runnerform status --json | jq -r '.[] | select(.status != \"online\") | .name'";
+
+const SIM_EXAMPLES: &str = "\
+Examples:
+  runnerform sim --listen 127.0.0.1:8080 --state sim.json
+  runnerform sim | head -1   # {\"url\": \"http://127.0.0.1:PORT\", \"admin_token\": \"glpat-...\"}";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  runnerform completions bash > /etc/bash_completion.d/runnerform
+  runnerform completions zsh > \"${fpath[1]}/_runnerform\"
+  runnerform completions fish > ~/.config/fish/completions/runnerform.fish";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  runnerform man > /usr/local/share/man/man1/runnerform.1
+  runnerform man | man -l -";
 
 #[derive(Debug, Parser)]
-#[command(name = "runnerform", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(
+    name = "runnerform",
+    version = VERSION,
+    long_version = LONG_VERSION,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
+    next_help_heading = "Global options"
+)]
 pub struct Cli {
-    /// The KDL file that declares the runners
+    /// The KDL file that declares the runners; `-` reads it from stdin
     #[arg(
         short = 'f',
         long = "file",
@@ -42,8 +124,16 @@ pub struct Cli {
     )]
     pub file: PathBuf,
 
-    /// gitlab-runner's config.toml (overrides the path in the KDL file)
-    #[arg(long, global = true, value_name = "PATH")]
+    /// gitlab-runner's config.toml (overrides the path in the KDL file); `-c`/`--config` and
+    /// CONFIG_FILE as gitlab-runner spells them
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "config",
+        env = "CONFIG_FILE",
+        global = true,
+        value_name = "PATH"
+    )]
     pub config_toml: Option<PathBuf>,
 
     /// The host of a fleet file to act on: its `host "NAME"` block and everything shared
@@ -75,6 +165,7 @@ pub enum Command {
     /// line and column. A secret reference (env var or file) that cannot be resolved here is
     /// a warning: the host that applies the file may have it. Exits 0 when the file is valid
     /// (warnings allowed), 1 otherwise.
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(commands::validate::Args),
 
     /// Show, runner by runner, what apply would change.
@@ -84,6 +175,7 @@ pub enum Command {
     /// (install, start, restart… with a diff of its definition file) and a summary.
     /// Entries that runnerform does not manage are listed and left alone. Tokens are masked
     /// everywhere. With --detailed-exitcode: 0 no changes, 2 changes pending, 1 error.
+    #[command(after_help = PLAN_EXAMPLES)]
     Plan(commands::plan::Args),
 
     /// Converge config.toml, GitLab and the service to the KDL file, after showing the plan.
@@ -93,6 +185,7 @@ pub enum Command {
     /// that nobody changed it since the plan was made; every token GitLab hands out is on disk
     /// before the next request. The service steps come last; runner changes never restart it
     /// (gitlab-runner reloads config.toml itself). With nothing to do, nothing is written.
+    #[command(after_help = APPLY_EXAMPLES)]
     Apply(commands::apply::Args),
 
     /// Write a KDL file that describes an existing config.toml (from --config-toml, else
@@ -103,12 +196,14 @@ pub enum Command {
     /// listed at the top of the file. Planned against the same host, the file adopts every
     /// runner and changes nothing. With a GitLab access token (--token-env, default
     /// GITLAB_TOKEN) each runner's scope and GitLab attributes are recorded too.
+    #[command(after_help = IMPORT_EXAMPLES)]
     Import(commands::import::Args),
 
     /// What GitLab says of each declared runner: id, status (online, offline, stale,
     /// never_contacted), paused, last contact, the hosts running it, token expiry.
     ///
     /// Read-only: it changes nothing on GitLab or on disk.
+    #[command(after_help = STATUS_EXAMPLES)]
     Status(commands::status::Args),
 
     /// Serve a local stand-in for GitLab's runner API, for trying provisioning scripts safely.
@@ -125,12 +220,39 @@ pub enum Command {
     /// URL/-/sim/ add users, tokens and projects, inject latency and failures, change runners
     /// behind a client's back, move the clock, and show the request log. Serves until SIGINT or
     /// SIGTERM; -v prints each request (tokens masked) on stderr.
+    #[command(after_help = SIM_EXAMPLES)]
     Sim(commands::sim::Args),
+
+    /// Print a shell completion script for bash, zsh, fish, powershell or elvish.
+    ///
+    /// The script completes subcommands, flags and their values; install it where the shell
+    /// looks for completions (see the examples).
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(commands::completions::Args),
+
+    /// Print runnerform's manual page (roff), for `man`.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man(commands::man::Args),
+}
+
+/// The whole command-line definition, for completions and the manual page.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let definition = command();
+    let takes_value = |flag: &str| takes_value(&definition, flag);
+    let args = match terraform::translate(std::env::args_os().collect(), &takes_value) {
+        Ok(args) => args,
+        Err(p) => {
+            let ui = Ui::plain();
+            ui.problem(&p);
+            return Exit::Error.into();
+        }
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -147,6 +269,21 @@ pub fn main() -> ExitCode {
     run(cli).into()
 }
 
+/// Whether `flag` (`-f`, `--out`) consumes the next argument in any command.
+fn takes_value(cmd: &clap::Command, flag: &str) -> bool {
+    let matches = |a: &clap::Arg| {
+        let long = flag.strip_prefix("--").is_some_and(|l| {
+            a.get_long() == Some(l) || a.get_all_aliases().is_some_and(|al| al.contains(&l))
+        });
+        let short = flag.strip_prefix('-').is_some_and(|s| {
+            let mut c = s.chars();
+            matches!((c.next(), c.next()), (Some(ch), None) if a.get_short() == Some(ch))
+        });
+        (long || short) && a.get_action().takes_values()
+    };
+    cmd.get_arguments().any(matches) || cmd.get_subcommands().any(|s| takes_value(s, flag))
+}
+
 pub fn run(cli: Cli) -> Exit {
     let ui = Ui::new(&cli);
     match &cli.command {
@@ -156,5 +293,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Status(args) => commands::status::run(&cli, &ui, args),
         Command::Import(args) => commands::import::run(&cli, &ui, args),
         Command::Sim(args) => commands::sim::run(&cli, &ui, args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Man(args) => commands::man::run(args),
     }
 }

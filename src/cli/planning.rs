@@ -40,8 +40,9 @@ pub struct PlanFlags {
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
 
-    /// Rotate runner tokens that expire within this many seconds (default: one day)
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    /// Rotate runner tokens that expire within this long (seconds or a duration such as 12h)
+    #[arg(long, value_name = "DURATION", default_value = "24h",
+          value_parser = crate::duration::parse_secs)]
     pub rotate_within: u64,
 
     /// Also check every entry's token with GitLab (`POST /runners/verify`), to find tokens

@@ -33,6 +33,21 @@ impl Ui {
         }
     }
 
+    /// Before the command line is parsed: no colour unless stderr is a terminal and NO_COLOR
+    /// is unset, the default verbosity.
+    pub fn plain() -> Self {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Ui {
+            color: !no_color_env && std::io::stderr().is_terminal(),
+            color_out: false,
+            width: std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(100),
+            verbosity: 0,
+        }
+    }
+
     pub fn style(&self) -> Style {
         Style {
             color: self.color,

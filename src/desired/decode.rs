@@ -611,6 +611,18 @@ fn decode_gitlab(cx: &mut Cx, node: &KdlNode) -> Option<GitLab> {
             "write the address of the GitLab instance: gitlab \"https://gitlab.example.com\"",
         );
     }
+    if let Some(u) = &url
+        && let Some(base) = crate::remote::advice::without_api_suffix(&u.value)
+    {
+        // runnerform appends /api/v4 itself; left in, every request gets a 404.
+        cx.warning(
+            "gitlab_url_api_suffix",
+            format!("the GitLab URL \"{}\" ends in /api/v4", u.value),
+            u.loc.span,
+            "runnerform adds /api/v4 itself",
+            format!("drop the suffix: gitlab \"{base}\""),
+        );
+    }
     let mut token = None;
     let mut ca_file = None;
     let mut timeout = None;
@@ -639,52 +651,33 @@ fn decode_gitlab(cx: &mut Cx, node: &KdlNode) -> Option<GitLab> {
     })
 }
 
-/// Seconds, from an integer or a Go duration string.
+/// Seconds, from an integer or a duration string (plain seconds or a Go duration), up to a
+/// day: one request is never worth waiting longer for.
 fn decode_timeout(cx: &mut Cx, node: &KdlNode) -> Option<Spanned<u64>> {
     let form = form_of(Context::GitLab, "timeout");
     let e = single(cx, node, form)?;
     let secs = match e.value() {
-        KdlValue::Integer(i) if *i > 0 && *i <= 86_400 => Some(*i as u64),
-        KdlValue::String(s) => parse_duration_secs(s).filter(|s| *s > 0),
-        _ => None,
+        KdlValue::Integer(i) => u64::try_from(*i).map_err(|_| String::new()),
+        KdlValue::String(s) => crate::duration::parse_secs(s),
+        _ => Err(String::new()),
     };
     match secs {
-        Some(s) => Some(Spanned::new(s, cx.loc(e.span()))),
-        None => {
+        Ok(s) if (1..=86_400).contains(&s) => Some(Spanned::new(s, cx.loc(e.span()))),
+        other => {
+            let why = match other {
+                Err(why) if !why.is_empty() => why,
+                _ => "`timeout` must be between 1 second and a day".to_string(),
+            };
             cx.error(
                 "bad_value",
-                "`timeout` must be a positive duration",
+                format!("`timeout` must be a positive duration up to a day: {why}"),
                 e.span(),
                 "not a duration",
-                format!("write it as: {form}"),
+                format!("write it as: {form} (or {})", crate::duration::GRAMMAR),
             );
             None
         }
     }
-}
-
-/// Whole seconds of a simple duration (`90`, `30s`, `5m`, `1h`, `1h30m`).
-pub(crate) fn parse_duration_secs(s: &str) -> Option<u64> {
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(n);
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-        } else {
-            let n: u64 = num.parse().ok()?;
-            num.clear();
-            total += n * match c {
-                'h' => 3600,
-                'm' => 60,
-                's' => 1,
-                _ => return None,
-            };
-        }
-    }
-    num.is_empty().then_some(total)
 }
 
 fn decode_config(cx: &mut Cx, node: &KdlNode) -> ConfigDecl {
@@ -1050,11 +1043,26 @@ mod tests {
     }
 
     #[test]
-    fn duration_seconds() {
-        assert_eq!(parse_duration_secs("90"), Some(90));
-        assert_eq!(parse_duration_secs("1h30m"), Some(5400));
-        assert_eq!(parse_duration_secs("30s"), Some(30));
-        assert_eq!(parse_duration_secs("5x"), None);
-        assert_eq!(parse_duration_secs("5m3"), None);
+    fn gitlab_timeout_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |t: &str| {
+            let path = dir.path().join("t.kdl");
+            let text = format!("gitlab \"http://127.0.0.1:9\" {{\n    timeout {t}\n}}\n");
+            std::fs::write(&path, text).unwrap();
+            let loaded = crate::desired::read(&path, crate::desired::RefCheck::Warn);
+            let t = loaded
+                .desired
+                .and_then(|d| d.gitlab)
+                .and_then(|g| g.timeout)
+                .map(|t| t.value);
+            (t, loaded.problems.errors())
+        };
+        assert_eq!(d("90"), (Some(90), 0));
+        assert_eq!(d("\"1h30m\""), (Some(5400), 0));
+        assert_eq!(d("\"90\""), (Some(90), 0));
+        assert_eq!(d("\"5124095576030432h\"").1, 1);
+        assert_eq!(d("\"2d\"").1, 1);
+        assert_eq!(d("0").1, 1);
+        assert_eq!(d("86401").1, 1);
     }
 }

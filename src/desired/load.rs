@@ -2,7 +2,9 @@
 //!
 //! `include "path"` at the top level splices another file's top-level nodes in its place.
 //! Paths are relative to the including file. A file is read once even when several files
-//! include it (a fleet's shared defaults), and a cycle is an error.
+//! include it (a fleet's shared defaults), and a cycle is an error. The entry file `-` is
+//! read from stdin (a provisioning script can pipe it in); what it includes is relative to the
+//! current directory.
 
 use std::path::{Path, PathBuf};
 
@@ -16,19 +18,38 @@ pub struct Files {
     pub nodes: Vec<(FileId, KdlNode)>,
 }
 
+/// The entry file name that means stdin.
+pub const STDIN: &str = "-";
+
+/// The most read from stdin: far beyond any fleet, and a bound on a pipe that never ends.
+const STDIN_LIMIT: u64 = 64 << 20;
+
 pub fn load(entry: &Path, problems: &mut Problems) -> Option<Files> {
-    let text = match std::fs::read_to_string(entry) {
+    let from_stdin = entry == Path::new(STDIN);
+    let read = if from_stdin {
+        read_stdin()
+    } else {
+        std::fs::read_to_string(entry).map_err(|e| io_reason(&e))
+    };
+    let text = match read {
         Ok(t) => t,
-        Err(e) => {
+        Err(reason) => {
+            let name = if from_stdin {
+                "stdin".to_string()
+            } else {
+                entry.display().to_string()
+            };
             problems.push(
-                Problem::error(
-                    "io",
-                    format!("cannot read {}: {}", entry.display(), io_reason(&e)),
-                )
-                .help("pass the file with -f FILE, or set RUNNERFORM_FILE"),
+                Problem::error("io", format!("cannot read {name}: {reason}"))
+                    .help("pass the file with -f FILE (or -f - for stdin), or set RUNNERFORM_FILE"),
             );
             return None;
         }
+    };
+    let display = if from_stdin {
+        "<stdin>".to_string()
+    } else {
+        entry.display().to_string()
     };
     let mut files = Files {
         sources: Sources::default(),
@@ -37,15 +58,27 @@ pub fn load(entry: &Path, problems: &mut Problems) -> Option<Files> {
     let mut seen = Vec::new();
     let mut stack = Vec::new();
     read_file(
-        entry,
-        entry.display().to_string(),
-        text,
-        &mut files,
-        &mut seen,
-        &mut stack,
-        problems,
+        entry, display, text, &mut files, &mut seen, &mut stack, problems,
     );
     Some(files)
+}
+
+/// All of stdin as text, at most [`STDIN_LIMIT`] bytes.
+fn read_stdin() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(STDIN_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_reason(&e))?;
+    if bytes.len() as u64 > STDIN_LIMIT {
+        return Err(format!("more than {} MiB", STDIN_LIMIT >> 20));
+    }
+    if bytes.is_empty() {
+        return Err("stdin is empty (nothing was piped in?)".into());
+    }
+    String::from_utf8(bytes).map_err(|_| "stdin is not UTF-8 text".into())
 }
 
 pub(crate) fn io_reason(e: &std::io::Error) -> String {

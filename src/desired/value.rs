@@ -551,52 +551,9 @@ fn scalar(cx: &mut Cx, entry: &KdlEntry, want: Elem, key: &Key) -> Option<Value>
     got
 }
 
-/// Go's `time.ParseDuration` syntax: `[-+]?(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)` repeated, or
-/// a bare `0`.
+/// Go's `time.ParseDuration` syntax (see [`crate::duration`]), within Go's range.
 pub fn is_go_duration(s: &str) -> bool {
-    go_duration_nanos(s).is_some()
-}
-
-/// Nanoseconds of a Go duration string (`1h30m`, `15m0s`, `300ms`), or `None`.
-pub fn go_duration_nanos(s: &str) -> Option<i128> {
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let n = rest
-            .char_indices()
-            .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
-            .map_or(rest.len(), |(i, _)| i);
-        let num: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let units: [(&str, f64); 8] = [
-            ("ns", 1.0),
-            ("us", 1e3),
-            ("µs", 1e3),
-            ("μs", 1e3),
-            ("ms", 1e6),
-            ("s", 1e9),
-            ("m", 60e9),
-            ("h", 3600e9),
-        ];
-        let (u, mult) = units
-            .iter()
-            .filter(|(u, _)| rest.starts_with(u))
-            .max_by_key(|(u, _)| u.len())?;
-        total += num * mult;
-        rest = &rest[u.len()..];
-    }
-    let n = total.round() as i128;
-    Some(if neg { -n } else { n })
+    crate::duration::go_nanos(s).is_some()
 }
 
 fn duration(cx: &mut Cx, entry: &KdlEntry, key: &Key) -> Option<Value> {

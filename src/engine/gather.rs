@@ -71,9 +71,8 @@ pub fn connect(
     let (remote, token) = runtime.block_on(async {
         let token = check_token(&client, &g.url.value, !q.namespaces.is_empty()).await?;
         let remote = refresh(&client, q, concurrency).await.map_err(|e| {
-            Problem::error("gitlab", e.to_string()).help(
-                "nothing was planned or changed: runnerform acts only on definite answers from GitLab; try again",
-            )
+            let a = crate::remote::advice::refresh(&g.url.value, &e);
+            Problem::error("gitlab", a.message).help(a.hint)
         })?;
         Ok::<_, Problem>((remote, token))
     })?;
@@ -128,15 +127,8 @@ pub fn client_for(
 /// `needs_read`: group or project paths must be resolved to ids, which takes `read_api`.
 async fn check_token(client: &Client, url: &str, needs_read: bool) -> Result<TokenInfo, Problem> {
     let info = client.token_info().await.map_err(|e| {
-        let help = match e.status() {
-            Some(401) => "the token is unknown, expired or revoked: create a new one",
-            _ => "check the GitLab URL and that GitLab is reachable",
-        };
-        Problem::error(
-            "gitlab_token",
-            format!("cannot use the access token with {url}: {e}"),
-        )
-        .help(help)
+        let a = crate::remote::advice::token_check(url, &e);
+        Problem::error("gitlab_token", a.message).help(a.hint)
     })?;
     let has = |s: &str| info.scopes.iter().any(|x| x == s);
     let missing: Vec<&str> = if has("api") {

@@ -35,7 +35,7 @@ use crate::plan::Plan;
 use crate::views::{self, LocalViews};
 pub use gather::{Online, client_for, gitlab_node, system_id};
 pub use saved::{SavedPlan, check_saved};
-pub use status::{StatusRow, status};
+pub use status::status;
 
 /// How to plan.
 #[derive(Debug, Clone)]

@@ -1,30 +1,12 @@
 //! What GitLab says of each declared runner: read-only, for `runnerform status`. The entry of
 //! each runner is found with the planner's own matcher.
 
-use serde::Serialize;
-
 use crate::desired::Desired;
 use crate::diag::Problem;
 use crate::local::expand::Environment;
+use crate::output::StatusRow;
 use crate::remote::RemoteError;
 use crate::views;
-
-/// One declared runner as GitLab sees it.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct StatusRow {
-    pub name: String,
-    /// GitLab's runner id, when the runner is registered.
-    pub id: Option<i64>,
-    /// online, offline, stale, never_contacted; `not_registered` or `gone` when GitLab has no
-    /// such runner.
-    pub status: String,
-    pub paused: Option<bool>,
-    pub contacted_at: Option<String>,
-    /// Hosts running it (GitLab's runner managers), by system id and status.
-    pub managers: Vec<String>,
-    /// token_expires_at from config.toml, when the token expires.
-    pub token_expires_at: Option<String>,
-}
 
 /// Each declared runner's row.
 pub fn status(
@@ -81,10 +63,10 @@ pub fn status(
                 }
                 Err(RemoteError::Definite { status: 404, .. }) => row.status = "gone".into(),
                 Err(e) => {
-                    return Err(Problem::error(
-                        "gitlab",
-                        format!("reading runner {id}: {e}"),
-                    ));
+                    return Err(match crate::remote::advice::unreachable(&g.url.value, &e) {
+                        Some(a) => Problem::error("gitlab", a.message).help(a.hint),
+                        None => Problem::error("gitlab", format!("reading runner {id}: {e}")),
+                    });
                 }
             }
         }

@@ -7,8 +7,8 @@
 
 use toml_edit::{Array, ArrayOfTables, InlineTable, Item, Table, Value as T};
 
-use crate::desired::value::go_duration_nanos;
 use crate::desired::{SecretSource, Value};
+use crate::duration::go_nanos as go_duration_nanos;
 use crate::keys::{Key, Kind};
 
 /// Secret values resolved before planning, so that planning itself does no I/O.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::RemoteError;
+use super::{Cause, RemoteError};
 
 /// How transient failures are retried.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +156,7 @@ impl Client {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let (wait, last, safe) = match req.send().await {
+            let (wait, last, cause, safe) = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     if transient(status) {
@@ -164,6 +164,7 @@ impl Client {
                         (
                             after,
                             format!("HTTP {}", status.as_u16()),
+                            Cause::Status,
                             status.as_u16() == 429,
                         )
                     } else {
@@ -177,12 +178,18 @@ impl Client {
                         chain(&e)
                     )));
                 }
-                Err(e) => (None, describe(&e), e.is_connect()),
+                Err(e) => {
+                    let cause = cause_of(&e);
+                    (None, describe(&e, cause), cause, e.is_connect())
+                }
             };
-            if attempt >= self.retry.attempts || !(repeatable || safe) {
+            // A handshake in the wrong protocol fails the same way every time.
+            let hopeless = cause == Cause::Tls;
+            if attempt >= self.retry.attempts || !(repeatable || safe) || hopeless {
                 return Err(RemoteError::Transient {
                     attempts: attempt,
                     last,
+                    cause,
                 });
             }
             tokio::time::sleep(
@@ -208,7 +215,8 @@ impl Client {
             .and_then(|v| v.trim().parse().ok());
         let text = resp.text().await.map_err(|e| RemoteError::Transient {
             attempts: 1,
-            last: describe(&e),
+            last: describe(&e, Cause::Dropped),
+            cause: Cause::Dropped,
         })?;
         let body: Value = if text.trim().is_empty() {
             Value::Null
@@ -302,15 +310,62 @@ fn untrusted_certificate(e: &reqwest::Error) -> bool {
     false
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// Which of the failures a person can tell apart this is. hyper and rustls wrap their errors
+/// in io errors whose `source()` skips the inner error, so both the chain and each io error's
+/// payload are looked at, and their words where no type says it.
+fn cause_of(e: &reqwest::Error) -> Cause {
     if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "could not connect".into()
+        return Cause::Timeout;
+    }
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return Cause::Tls;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return Cause::Refused,
+                std::io::ErrorKind::TimedOut => return Cause::Timeout,
+                _ => {}
+            }
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return Cause::Tls;
+            }
+        }
+        let text = err.to_string().to_ascii_lowercase();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return Cause::Dns;
+        }
+        if text.contains("connection refused") {
+            return Cause::Refused;
+        }
+        if text.contains("corrupt message") || text.contains("handshake") {
+            return Cause::Tls;
+        }
+        cur = err.source();
+    }
+    if e.is_connect() {
+        Cause::Connect
     } else if e.is_body() || e.is_decode() {
-        "the connection dropped while reading the answer".into()
+        Cause::Dropped
     } else {
-        "the connection failed".into()
+        Cause::Connect
+    }
+}
+
+fn describe(e: &reqwest::Error, cause: Cause) -> String {
+    match cause {
+        Cause::Timeout => "timed out".into(),
+        Cause::Refused => "connection refused".into(),
+        Cause::Dns => "the host name does not resolve".into(),
+        Cause::Tls => format!("the TLS handshake failed: {}", chain(e)),
+        Cause::Dropped => "the connection dropped while reading the answer".into(),
+        Cause::Status => "GitLab answered with an error".into(),
+        Cause::Connect if e.is_connect() => "could not connect".into(),
+        Cause::Connect => "the connection failed".into(),
     }
 }
 

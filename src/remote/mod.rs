@@ -7,6 +7,7 @@
 //! `Retry-After`, and reported as transient if it persists. Only definite answers may ever
 //! lead to deleting or recreating anything.
 
+pub mod advice;
 mod client;
 mod error;
 pub mod gitlab;
@@ -14,6 +15,6 @@ pub mod refresh;
 pub mod wait;
 
 pub use client::{Answer, Client, ClientOptions, RetryPolicy};
-pub use error::RemoteError;
+pub use error::{Cause, RemoteError};
 pub use gitlab::{Credentials, RemoteRunner, TokenInfo};
 pub use refresh::{Questions, RefreshError, RemoteState, RemoteView, refresh};

@@ -63,17 +63,44 @@ impl TestEnvironment {
 
     /// Runs runnerform with a clean environment: only what the test set, no colour, width 100.
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        self.run_with(cwd, args, None)
+    }
+
+    /// Runs runnerform in the environment's directory with `input` on its stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
+        self.run_with(self.path(), args, Some(input))
+    }
+
+    fn run_with(&self, cwd: &Path, args: &[&str], input: Option<&str>) -> Output {
+        use std::io::Write;
+        use std::process::Stdio;
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .current_dir(cwd)
             .env_clear()
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
-            .env("HOME", self.path());
+            .env("HOME", self.path())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run runnerform");
+        let mut child = cmd.spawn().expect("run runnerform");
+        if let Some(text) = input {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            let text = text.to_string();
+            // Written from a thread: a child that does not read stdin must not block the test.
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(text.as_bytes());
+            });
+        }
+        let out = child.wait_with_output().expect("run runnerform");
         let tmp = self.path().to_string_lossy().to_string();
         let clean = |b: &[u8]| String::from_utf8_lossy(b).replace(&tmp, "$TMP");
         let out = Output {

@@ -18,14 +18,16 @@ pub struct Args {
     #[command(flatten)]
     pub flags: PlanFlags,
 
-    /// Seconds to wait for another runnerform that is applying to the same config.toml
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    /// How long to wait for another runnerform applying to the same config.toml (seconds
+    /// or a duration such as 5m)
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = crate::duration::parse_secs)]
     pub lock_timeout: u64,
 
     /// After applying, wait up to DURATION (`90s`, `5m`, or seconds) until every declared
     /// runner is online in GitLab with a runner manager for this host, or fail naming those
     /// that are not. Needs GitLab (not with --offline).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub wait_online: Option<Duration>,
 
     /// A plan saved with `plan --out`: applied exactly as reviewed, without asking, and
@@ -221,19 +223,6 @@ fn wait_online(ui: &Ui, planned: &Planned, timeout: Option<Duration>) -> Exit {
             eprintln!("{}", crate::secrets::mask(&msg));
             Exit::Error
         }
-    }
-}
-
-/// `90s`, `5m`, `1h30m` (Go durations, as gitlab-runner writes them) or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    match crate::desired::value::go_duration_nanos(s) {
-        Some(n) if n >= 0 => Ok(Duration::from_nanos(n as u64)),
-        _ => Err(format!(
-            "\"{s}\" is not a duration: write seconds (90) or a duration (90s, 5m, 1h30m)"
-        )),
     }
 }
 

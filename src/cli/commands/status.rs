@@ -4,9 +4,10 @@ use crate::cli::planning::load_desired;
 use crate::cli::{Cli, Ui};
 use crate::desired::RefCheck;
 use crate::diag::Problem;
-use crate::engine::{self, StatusRow as Row};
+use crate::engine;
 use crate::exit::Exit;
 use crate::local::expand::Environment;
+use crate::output::StatusRow as Row;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
