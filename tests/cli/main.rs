@@ -2,6 +2,7 @@
 
 mod common;
 mod python;
+mod test_ansible;
 mod test_examples;
 mod test_fixtures;
 mod test_fleet;
