@@ -228,8 +228,8 @@ impl Fleet {
         }
     }
 
-    /// GET or DELETE on the simulator's control API.
-    fn control(&self, method: reqwest::Method, path: &str) -> Value {
+    /// A request to the simulator's control API, with a JSON body or none.
+    fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let url = format!("{}{path}", self.sim.url);
         tokio::runtime::Builder::new_current_thread()
@@ -237,14 +237,12 @@ impl Fleet {
             .build()
             .unwrap()
             .block_on(async {
-                let resp = reqwest::Client::builder()
-                    .no_proxy()
-                    .build()
-                    .unwrap()
-                    .request(method, &url)
-                    .send()
-                    .await
-                    .expect("simulator answers");
+                let client = reqwest::Client::builder().no_proxy().build().unwrap();
+                let mut request = client.request(method, &url);
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                let resp = request.send().await.expect("simulator answers");
                 assert!(resp.status().is_success(), "{url}: {}", resp.status());
                 let text = resp.text().await.unwrap();
                 if text.is_empty() {
@@ -256,7 +254,7 @@ impl Fleet {
     }
 
     fn requests(&self) -> Vec<Value> {
-        self.control(reqwest::Method::GET, "/-/sim/requests")
+        self.control(reqwest::Method::GET, "/-/sim/requests", None)
             .as_array()
             .expect("the request log is a list")
             .clone()
@@ -269,11 +267,16 @@ impl Fleet {
             .collect()
     }
 
-    fn runner_count(&self) -> usize {
-        self.control(reqwest::Method::GET, "/-/sim/runners")
+    /// GitLab's runners as the simulator stores them.
+    fn runners(&self) -> Vec<Value> {
+        self.control(reqwest::Method::GET, "/-/sim/runners", None)
             .as_array()
             .expect("runners are a list")
-            .len()
+            .clone()
+    }
+
+    fn runner_count(&self) -> usize {
+        self.runners().len()
     }
 }
 
@@ -326,7 +329,7 @@ fn check_mode_plans_every_host_shows_the_diff_and_changes_nothing() {
 }
 
 #[test]
-fn a_normal_run_converges_every_host_and_the_next_reports_nothing_changed() {
+fn a_normal_run_converges_every_host_and_later_runs_report_only_real_changes() {
     let f = Fleet::new();
     let played = f.play(&["-v"]);
     assert_eq!(played.code, 0, "{}", played.output);
@@ -367,7 +370,7 @@ fn a_normal_run_converges_every_host_and_the_next_reports_nothing_changed() {
 
     // Again, with --diff: nothing to do, nothing written, nothing reported as changed.
     let before: Vec<String> = HOSTS.iter().map(|h| f.config(h)).collect();
-    f.control(reqwest::Method::DELETE, "/-/sim/requests");
+    f.control(reqwest::Method::DELETE, "/-/sim/requests", None);
     let again = f.play(&["--diff"]);
     assert_eq!(again.code, 0, "{}", again.output);
     again.expect_each(0, 0);
@@ -383,6 +386,47 @@ fn a_normal_run_converges_every_host_and_the_next_reports_nothing_changed() {
     let check = f.play(&["--check"]);
     assert_eq!(check.code, 0, "{}", check.output);
     check.expect_each(0, 0);
+
+    // Someone changes one runner's tags in GitLab's UI: only its host reports a change, and
+    // the diff names it as a GitLab change.
+    let release = f
+        .runners()
+        .into_iter()
+        .find(|r| r["description"] == "release on ci-02")
+        .expect("ci-02's release runner");
+    f.control(
+        reqwest::Method::PATCH,
+        &format!("/-/sim/runners/{}", release["id"]),
+        Some(serde_json::json!({"tag_list": ["drift"]})),
+    );
+    let drift = f.play(&["--check", "--diff"]);
+    assert_eq!(drift.code, 0, "{}", drift.output);
+    let changed: Vec<u32> = HOSTS.iter().map(|h| drift.count(h, "changed")).collect();
+    assert_eq!(changed, [0, 1, 0], "{}", drift.output);
+    assert!(
+        drift
+            .output
+            .contains(&format!("~ release: update [GitLab id {}]", release["id"])),
+        "{}",
+        drift.output
+    );
+    assert!(
+        drift
+            .output
+            .contains(r#"~ tags: ["drift"] -> ["release"] (GitLab)"#),
+        "{}",
+        drift.output
+    );
+    let repair = f.play(&[]);
+    assert_eq!(repair.code, 0, "{}", repair.output);
+    let changed: Vec<u32> = HOSTS.iter().map(|h| repair.count(h, "changed")).collect();
+    assert_eq!(changed, [0, 1, 0], "{}", repair.output);
+    let release = f
+        .runners()
+        .into_iter()
+        .find(|r| r["description"] == "release on ci-02")
+        .unwrap();
+    assert_eq!(release["tag_list"], serde_json::json!(["release"]));
 }
 
 #[test]
