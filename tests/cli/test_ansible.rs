@@ -87,6 +87,8 @@ const PLAYBOOK: &str = r#"- name: GitLab runners
         host: "{{ inventory_hostname }}"
         config_toml: "{{ config_toml }}"
         binary: "{{ runnerform_binary }}"
+        offline: "{{ rf_offline | default(false) }}"
+        targets: "{{ rf_targets | default([]) }}"
       environment:
         GITLAB_TOKEN: "{{ lookup('env', 'RF_TEST_GITLAB_TOKEN') }}"
 "#;
@@ -319,7 +321,11 @@ fn check_mode_plans_every_host_shows_the_diff_and_changes_nothing() {
 
     // Nothing changed: no config.toml anywhere, no write to GitLab, no runner.
     for host in HOSTS {
-        assert!(!f.config_path(host).exists(), "{host} got a config.toml");
+        let written: Vec<_> = std::fs::read_dir(f.env.path().join(host))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(written.is_empty(), "{host}: check mode wrote {written:?}");
     }
     assert!(!f.env.path().join("shared").exists());
     let log = f.requests();
@@ -458,6 +464,52 @@ fn a_bad_fleet_file_fails_the_task_with_runnerforms_diagnostic() {
         assert!(!f.config_path(host).exists(), "{host}");
     }
     assert!(f.requests().is_empty(), "{:?}", f.requests());
+}
+
+#[test]
+fn offline_runs_write_config_toml_only_and_do_not_report_what_needs_gitlab() {
+    let f = Fleet::new();
+    // Limited to one runner, whose creation needs GitLab: nothing an offline run can do.
+    let played = f.play(&[
+        "-e",
+        "rf_offline=true",
+        "-e",
+        r#"{"rf_targets": ["docker"]}"#,
+        "-v",
+    ]);
+    assert_eq!(played.code, 0, "{}", played.output);
+    played.expect_each(0, 0);
+    assert!(
+        played.output.contains(r#""targets": ["docker"]"#),
+        "{}",
+        played.output
+    );
+    assert!(
+        played.output.contains(r#""pending": true"#),
+        "{}",
+        played.output
+    );
+    for host in HOSTS {
+        assert!(!f.config_path(host).exists(), "{host}");
+    }
+
+    // The whole file: each host's global keys are written, its runners stay pending.
+    let played = f.play(&["-e", "rf_offline=true"]);
+    assert_eq!(played.code, 0, "{}", played.output);
+    played.expect_each(1, 0);
+    assert_eq!(f.config("ci-01").trim(), "concurrent = 8");
+    assert_eq!(f.config("ci-02").trim(), "concurrent = 4");
+
+    // What is left needs GitLab, in check mode or not.
+    let check = f.play(&["-e", "rf_offline=true", "--check"]);
+    assert_eq!(check.code, 0, "{}", check.output);
+    check.expect_each(0, 0);
+    let again = f.play(&["-e", "rf_offline=true"]);
+    assert_eq!(again.code, 0, "{}", again.output);
+    again.expect_each(0, 0);
+    assert_eq!(f.config("ci-01").trim(), "concurrent = 8");
+    assert!(f.requests().is_empty(), "{:?}", f.requests());
+    assert_eq!(f.runner_count(), 0);
 }
 
 #[test]

@@ -99,7 +99,12 @@ notes:
     follows C(schemas/plan.schema.json).
   - The saved plan is written to a temporary directory and removed afterwards. It holds no
     token.
-  - runnerform's README (section "Fleets") has a complete playbook for a three-host fleet.
+  - runnerform's README (section "Fleets on Ansible") has a complete playbook for a
+    three-host fleet.
+  - Ansible itself hands C(environment) values to the host inside the shell command that
+    starts the module, so they are on that shell's command line while the task runs and in
+    C(-vvv) output. Where that matters, let the KDL file read the token from a file
+    (C(token file="...")) put there by a task with C(no_log=true) and mode C(0600).
 """
 
 EXAMPLES = r"""
