@@ -89,6 +89,8 @@ const PLAYBOOK: &str = r#"- name: GitLab runners
         binary: "{{ runnerform_binary }}"
         offline: "{{ rf_offline | default(false) }}"
         targets: "{{ rf_targets | default([]) }}"
+        wait_online: "{{ rf_wait | default(omit) }}"
+        concurrency: "{{ rf_concurrency | default(omit) }}"
       environment:
         GITLAB_TOKEN: "{{ lookup('env', 'RF_TEST_GITLAB_TOKEN') }}"
 "#;
@@ -125,6 +127,19 @@ impl Played {
                 self.output
             );
         }
+    }
+}
+
+impl Played {
+    /// The result Ansible printed for a failed task on `host` (needs `-v` or a failure).
+    fn failure(&self, host: &str) -> Value {
+        let prefix = format!("fatal: [{host}]: FAILED! => ");
+        let line = self
+            .output
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no failure for {host}:\n{}", self.output));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
     }
 }
 
@@ -510,6 +525,32 @@ fn offline_runs_write_config_toml_only_and_do_not_report_what_needs_gitlab() {
     assert_eq!(f.config("ci-01").trim(), "concurrent = 8");
     assert!(f.requests().is_empty(), "{:?}", f.requests());
     assert_eq!(f.runner_count(), 0);
+}
+
+#[test]
+fn a_failed_wait_online_fails_the_task_and_says_the_apply_changed_things() {
+    let f = Fleet::new();
+    // Nothing runs gitlab-runner here, so no runner ever comes online.
+    let played = f.play(&["-e", "rf_wait=1s", "-e", "rf_concurrency=2"]);
+    assert_ne!(played.code, 0, "{}", played.output);
+    played.expect_each(0, 1);
+    for host in HOSTS {
+        let result = played.failure(host);
+        let msg = result["msg"].as_str().unwrap();
+        assert!(msg.starts_with("runnerform apply failed (exit 1)"), "{msg}");
+        assert!(msg.contains("did not come online within 1s"), "{msg}");
+        assert_eq!(result["changed"], true, "{host} was applied: {result}");
+        assert!(!names_in(&f.config(host)).is_empty(), "{host}");
+    }
+    assert_eq!(f.runner_count(), 6);
+
+    // Applied already: a second failure changes nothing, and says so.
+    let again = f.play(&["-e", "rf_wait=1s"]);
+    again.expect_each(0, 1);
+    for host in HOSTS {
+        assert_eq!(again.failure(host)["changed"], false, "{host}");
+    }
+    assert_eq!(f.runner_count(), 6);
 }
 
 #[test]

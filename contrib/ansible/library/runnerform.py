@@ -147,6 +147,9 @@ changed:
     - In check mode, whether a normal run would change anything (the plan's
       C(changes_pending), less actions an offline run cannot carry out).
     - Otherwise, whether changes were pending and runnerform applied them successfully.
+    - When apply fails, whether config.toml, the ownership record, GitLab or the service
+      differ, after the failure, from what the plan was made from (runnerform plans again
+      to tell).
   returned: always
   type: bool
 plan:
@@ -354,7 +357,9 @@ class Runnerform(object):
             **extra
         )
 
-    def plan(self, out_file=None):
+    def _plan(self, out_file=None):
+        """Runs plan; returns (rc, stdout, stderr, plan), the plan None with a reason in
+        stderr when it failed."""
         p = self.module.params
         args = list(self.base)
         if p["config_toml"]:
@@ -371,33 +376,55 @@ class Runnerform(object):
         rc, out, err = self.run(args)
         # --detailed-exitcode: 0 nothing pending, 2 changes pending, anything else an error.
         if rc not in (0, 2):
-            self.fail("plan", rc, out, err)
+            return rc, out, err, None
         try:
             plan = self.module.from_json(out)
         except ValueError as e:
-            self.fail("plan", rc, out, "its --json output is not JSON (%s)\n%s" % (e, err))
+            return rc, out, "its --json output is not JSON (%s)\n%s" % (e, err), None
         if not isinstance(plan, dict) or "changes_pending" not in plan:
-            self.fail("plan", rc, out, "its --json output is not a plan\n" + err)
+            return rc, out, "its --json output is not a plan\n" + err, None
         if bool(plan["changes_pending"]) != (rc == 2):
-            self.fail("plan", rc, out, "its exit code disagrees with changes_pending\n" + err)
+            return rc, out, "its exit code disagrees with changes_pending\n" + err, None
+        return rc, out, err, plan
+
+    def plan(self, out_file=None):
+        rc, out, err, plan = self._plan(out_file)
+        if plan is None:
+            self.fail("plan", rc, out, err)
         if err.strip():
             self.module.warn(err.strip())
         return plan
+
+    def changed_since(self, before):
+        """After a failed apply, whether anything it acts on differs from what the plan was
+        made from: a partial apply (or one whose --wait-online check failed) changed things."""
+        rc, out, err, after = self._plan()
+        if after is None:
+            self.module.warn("could not plan again to tell whether the failed apply changed "
+                             "anything (exit %d)" % rc)
+            return False
+        seen, now = before.get("fingerprints", {}), after.get("fingerprints", {})
+        return any(seen.get(k) != now.get(k) for k in ("config_toml", "state", "gitlab", "service"))
 
     def apply(self, plan_file):
         p = self.module.params
         args = self.base + ["apply", plan_file]
         if p["wait_online"]:
             args += ["--wait-online", p["wait_online"]]
+        if p["concurrency"] is not None:
+            args += ["--concurrency", str(p["concurrency"])]
         return self.run(args)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("offline", "wait_online")],
         supports_check_mode=True,
     )
+    # Not mutually_exclusive: that refuses an explicit `offline: false` beside wait_online.
+    if module.params["offline"] and module.params["wait_online"]:
+        module.fail_json(msg="wait_online asks GitLab whether the runners are online, which "
+                             "offline rules out")
     rf = Runnerform(module)
     result = dict(changed=False, applied=False)
 
@@ -415,7 +442,8 @@ def main():
                 rc, out, err = rf.apply(plan_file)
                 lines = out.splitlines()
                 if rc != 0:
-                    rf.fail("apply", rc, out, err, plan=plan, apply_output=lines)
+                    rf.fail("apply", rc, out, err, plan=plan, apply_output=lines,
+                            changed=rf.changed_since(plan))
                 result.update(applied=True, apply_output=lines, changed=changing)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
