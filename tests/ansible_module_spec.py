@@ -3,7 +3,8 @@
 ansible-test sanity does this for collections; a standalone module has no such harness, so
 the test suite runs this script (tests/cli/test_ansible.rs) with ansible-core's own Python:
 option names, types, defaults, requirements and list elements must agree, every EXAMPLES
-task must pass the module's argument validation, and RETURN must be well-formed.
+task must pass the module's argument validation, RETURN must be well-formed, and the
+module's own token mask must hide what runnerform's hides.
 
 Usage: python ansible_module_spec.py MODULE.py
 """
@@ -71,6 +72,16 @@ def main(path):
     for key, ret in (returns or {}).items():
         for field in ("description", "returned", "type"):
             check(field in ret, "RETURN %s has no %s" % (key, field))
+
+    # The module's own second mask, for text runnerform might one day print unmasked.
+    for text, masked in (
+        ("token glrt-t1_AbC.d-9 ok", "token glrt-********** ok"),
+        ('{"t": "glpat-xyz", "r": "GR1348941abc"}', '{"t": "glpat-***", "r": "GR1348941***"}'),
+        ("glrt-**** xglrt-abc", "glrt-**** xglrt-abc"),
+    ):
+        got = module.mask(text)
+        check(got == masked, "mask(%r) is %r, not %r" % (text, got, masked))
+    check(module.mask({"a": ["glrtr-zz"]}) == {"a": ["glrtr-**"]}, "mask does not recurse")
 
     if problems:
         print("\n".join(problems))
