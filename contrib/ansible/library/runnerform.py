@@ -15,9 +15,9 @@ DOCUMENTATION = r"""
 module: runnerform
 short_description: Converge a GitLab Runner host to a runnerform KDL file
 description:
-  - Runs runnerform on the managed host to converge
-    gitlab-runner's C(config.toml), GitLab's runners and the gitlab-runner service to a
-    KDL file, usually a fleet file with one C(host) block per host.
+  - Runs runnerform on the managed host to converge gitlab-runner's C(config.toml),
+    GitLab's runners and the gitlab-runner service to a KDL file, usually a fleet file
+    with one C(host) block per host.
   - It plans first (C(runnerform plan --json --out PLANFILE)) and, only when changes are
     pending, applies exactly that saved plan (C(runnerform apply PLANFILE)), which
     runnerform refuses if anything changed in between.
@@ -156,7 +156,7 @@ plan:
   description:
     - The plan as C(runnerform plan --json) prints it (tokens masked), described by
       runnerform's C(schemas/plan.schema.json).
-  returned: always
+  returned: when runnerform could plan (also when apply then failed)
   type: dict
   sample:
     changes_pending: true
