@@ -2,6 +2,7 @@
 
 mod common;
 mod python;
+mod test_ansible;
 mod test_cli;
 mod test_contract;
 mod test_examples;

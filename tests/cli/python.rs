@@ -28,12 +28,12 @@ pub struct PythonEnv {
 impl PythonEnv {
     /// A command for one of the environment's scripts (or the interpreter: `python`).
     pub fn command(&self, program: &str) -> Command {
-        let exe = if program == "python" {
-            self.python.clone()
-        } else {
-            self.bin.join(program)
-        };
-        let mut c = Command::new(exe);
+        let mut c = Command::new(&self.python);
+        if program != "python" {
+            // Run by the interpreter, not by its #! line: that names the temporary directory
+            // the venv was built in before it was renamed into place.
+            c.arg(self.bin.join(program));
+        }
         self.configure(&mut c);
         c
     }
