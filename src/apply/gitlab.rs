@@ -9,8 +9,8 @@ use crate::diag::Problem;
 use crate::plan::Request;
 use crate::remote::{Client, Credentials, RemoteError};
 
-fn gitlab<'a>(cx: &'a Context) -> Result<(&'a Client, &'a tokio::runtime::Runtime), Problem> {
-    cx.gitlab.ok_or_else(|| {
+fn gitlab<'a>(cx: &'a Context) -> Result<&'a Client, Problem> {
+    cx.gitlab.map(|(c, _)| c).ok_or_else(|| {
         Problem::error(
             "internal",
             "the plan has GitLab steps but apply has no GitLab client",
@@ -49,10 +49,16 @@ pub(super) fn role_help(r: &Runner) -> &'static str {
     }
 }
 
-pub(super) fn register(cx: &Context, r: &Runner, body: &Value) -> Result<Credentials, Problem> {
-    let (client, rt) = gitlab(cx)?;
+pub(super) async fn register(
+    cx: &Context<'_>,
+    r: &Runner,
+    body: &Value,
+) -> Result<Credentials, Problem> {
+    let client = gitlab(cx)?;
     let name = &r.name.value;
-    rt.block_on(client.create_runner(body))
+    client
+        .create_runner(body)
+        .await
         .map_err(|e| match e.status() {
             Some(403) => Problem::error(
                 "gitlab_role",
@@ -63,19 +69,21 @@ pub(super) fn register(cx: &Context, r: &Runner, body: &Value) -> Result<Credent
         })
 }
 
-pub(super) fn register_legacy(
-    cx: &Context,
+pub(super) async fn register_legacy(
+    cx: &Context<'_>,
     r: &Runner,
     request: &Request,
 ) -> Result<Credentials, Problem> {
-    let (client, rt) = gitlab(cx)?;
+    let client = gitlab(cx)?;
     let name = &r.name.value;
     let reg = r.body.registration_token.as_ref().ok_or_else(|| {
         Problem::error("internal", format!("{name} declares no registration token"))
     })?;
     let mut body = request.body.clone().unwrap_or_default();
     body["token"] = crate::views::resolve(cx.desired, reg)?.into();
-    rt.block_on(client.register_legacy(&body))
+    client
+        .register_legacy(&body)
+        .await
         .map_err(|e| match e.status() {
             Some(410) => Problem::error(
                 "legacy_registration_disabled",
@@ -95,19 +103,24 @@ pub(super) fn register_legacy(
         })
 }
 
-pub(super) fn reset_token(cx: &Context, name: &str, id: i64) -> Result<Credentials, Problem> {
-    let (client, rt) = gitlab(cx)?;
-    rt.block_on(client.reset_token(id))
+pub(super) async fn reset_token(
+    cx: &Context<'_>,
+    name: &str,
+    id: i64,
+) -> Result<Credentials, Problem> {
+    gitlab(cx)?
+        .reset_token(id)
+        .await
         .map_err(|e| problem(&format!("resetting the token of {name} (runner {id})"), e))
 }
 
 /// Verifies the token a runner is declared with; returns the runner's id and the token.
-pub(super) fn verify_declared(
-    cx: &Context,
+pub(super) async fn verify_declared(
+    cx: &Context<'_>,
     r: &Runner,
     system_id: Option<&str>,
 ) -> Result<(i64, String), Problem> {
-    let (client, rt) = gitlab(cx)?;
+    let client = gitlab(cx)?;
     let name = &r.name.value;
     let t = r
         .body
@@ -115,7 +128,7 @@ pub(super) fn verify_declared(
         .as_ref()
         .ok_or_else(|| Problem::error("internal", format!("{name} declares no token")))?;
     let token = crate::views::resolve(cx.desired, t)?;
-    match rt.block_on(client.verify(&token, system_id)) {
+    match client.verify(&token, system_id).await {
         Ok(id) => Ok((id, token)),
         Err(RemoteError::Definite { status, message }) => Err(Problem::error(
             "token_rejected",
@@ -130,25 +143,33 @@ pub(super) fn verify_declared(
     }
 }
 
-pub(super) fn update(cx: &Context, name: &str, id: i64, request: &Request) -> Result<(), Problem> {
-    let (client, rt) = gitlab(cx)?;
+pub(super) async fn update(
+    cx: &Context<'_>,
+    name: &str,
+    id: i64,
+    request: &Request,
+) -> Result<(), Problem> {
     let body = request.body.clone().unwrap_or_default();
-    rt.block_on(client.update_runner(id, &body))
+    gitlab(cx)?
+        .update_runner(id, &body)
+        .await
         .map_err(|e| problem(&format!("updating {name} (runner {id})"), e))
 }
 
-pub(super) fn delete(cx: &Context, id: i64) -> Result<(), Problem> {
-    let (client, rt) = gitlab(cx)?;
-    match rt.block_on(client.delete_runner(id)) {
+pub(super) async fn delete(cx: &Context<'_>, id: i64) -> Result<(), Problem> {
+    match gitlab(cx)?.delete_runner(id).await {
         // Already gone is what a delete wants.
         Ok(()) | Err(RemoteError::Definite { status: 404, .. }) => Ok(()),
         Err(e) => Err(problem(&format!("deleting runner {id}"), e)),
     }
 }
 
-pub(super) fn delete_by_token(cx: &Context, name: &str, token: &str) -> Result<(), Problem> {
-    let (client, rt) = gitlab(cx)?;
-    match rt.block_on(client.delete_by_token(token)) {
+pub(super) async fn delete_by_token(
+    cx: &Context<'_>,
+    name: &str,
+    token: &str,
+) -> Result<(), Problem> {
+    match gitlab(cx)?.delete_by_token(token).await {
         // 403: GitLab no longer knows the token, so nothing is left to delete.
         Ok(()) | Err(RemoteError::Definite { status: 403, .. }) => Ok(()),
         Err(e) => Err(problem(&format!("deleting {name}"), e)),

@@ -4,6 +4,7 @@
 
 mod commands;
 mod host;
+mod interrupt;
 mod plan_view;
 mod planning;
 mod terraform;

@@ -69,6 +69,7 @@ impl PlanFlags {
             delete_unmanaged: self.delete_unmanaged,
             env: Environment::from_process(),
             now: None,
+            lock_wait: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -88,7 +89,7 @@ pub fn make_plan(cli: &Cli, ui: &Ui, opts: &Options) -> Result<Planned, Exit> {
             if desired.runners.len() == 1 { "" } else { "s" }
         );
     }
-    engine::plan(desired, opts).map_err(|problems| {
+    let planned = engine::plan(desired, opts).map_err(|problems| {
         for p in &problems {
             ui.problem(p);
         }
@@ -96,5 +97,9 @@ pub fn make_plan(cli: &Cli, ui: &Ui, opts: &Options) -> Result<Planned, Exit> {
             eprintln!("{} problems; nothing was changed", problems.len());
         }
         Exit::Error
-    })
+    })?;
+    for note in &planned.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(planned)
 }

@@ -25,6 +25,7 @@ mod saved;
 mod status;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 pub use crate::apply::{Event, Failure, Outcome};
@@ -58,6 +59,8 @@ pub struct Options {
     pub env: Environment,
     /// Now, in Unix seconds (token expiry is measured from it).
     pub now: Option<i64>,
+    /// How long to wait for the lock when an interrupted apply's journal must be finished.
+    pub lock_wait: Duration,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             delete_unmanaged: false,
             env: Environment::from_process(),
             now: None,
+            lock_wait: Duration::from_secs(60),
         }
     }
 }
@@ -85,6 +89,9 @@ pub struct Planned {
     /// The declared service, when the plan covers it.
     pub service: Option<crate::service::Spec>,
     pub env: Environment,
+    /// What the user should know that is not a problem: an interrupted apply's journal that
+    /// was finished before planning, for example.
+    pub notes: Vec<String>,
 }
 
 /// Plans the desired state against this host, and against GitLab unless offline. Errors are
@@ -92,6 +99,7 @@ pub struct Planned {
 pub fn plan(desired: Desired, opts: &Options) -> Result<Planned, Vec<Problem>> {
     let one = |p: Problem| vec![p];
     let path = views::config_path(opts.config_toml.as_deref(), &desired);
+    let notes = recover(&path, opts.lock_wait).map_err(one)?;
     let views = views::gather_local(&desired, &path).map_err(one)?;
     let online = if opts.offline {
         None
@@ -141,7 +149,29 @@ pub fn plan(desired: Desired, opts: &Options) -> Result<Planned, Vec<Problem>> {
         online,
         service,
         env: opts.env.clone(),
+        notes,
     })
+}
+
+/// Finishes what an apply that stopped (a crash, a kill) left in its journal, so that the
+/// plan is made from config.toml as that apply left it, with no token lost.
+fn recover(config_toml: &std::path::Path, lock_wait: Duration) -> Result<Vec<String>, Problem> {
+    if !crate::local::journal::path_for(config_toml).exists() {
+        return Ok(Vec::new());
+    }
+    let _lock = crate::local::write::lock(config_toml, lock_wait, || {})?;
+    Ok(crate::local::journal::recover(config_toml)?
+        .map(|r| {
+            vec![format!(
+                "an earlier apply stopped before it finished: its journal ({} records: {} \
+                 credentials, {} deletes) was written into {} and the ownership record",
+                r.records,
+                r.credentials,
+                r.deletes,
+                config_toml.display()
+            )]
+        })
+        .unwrap_or_default())
 }
 
 /// Observes the declared service and adds its steps to the plan; checks what they need.
@@ -171,12 +201,19 @@ fn plan_service(
 pub struct ApplyOptions {
     /// How long to wait for another runnerform applying to the same config.toml.
     pub lock_wait: Duration,
+    /// Runners applied at the same time (each runner's steps stay in order).
+    pub concurrency: usize,
+    /// When set (say, by a SIGINT handler), no further step starts: the steps in flight
+    /// finish and are recorded, and apply fails with "interrupted".
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             lock_wait: Duration::from_secs(60),
+            concurrency: 8,
+            interrupt: None,
         }
     }
 }
@@ -195,6 +232,8 @@ pub fn apply(
         env: &planned.env,
         lock_wait: opts.lock_wait,
         system_id: system_id(std::path::Path::new(&plan.config_toml)),
+        concurrency: opts.concurrency,
+        interrupt: opts.interrupt,
     };
     let mut outcome = crate::apply::execute(plan, &cx, on_event)?;
     if let (Some(sp), Some(spec)) = (&plan.service, &planned.service)

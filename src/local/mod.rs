@@ -8,6 +8,7 @@
 
 pub mod edit;
 pub mod expand;
+pub mod journal;
 pub mod state;
 pub mod value;
 pub mod write;

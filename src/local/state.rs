@@ -26,8 +26,8 @@ pub struct State {
     #[serde(default)]
     pub pending_deletes: Vec<Managed>,
     /// Registrations started and not known to have finished: if apply stops between GitLab's
-    /// answer and the write of the token, the next plan finds the runner by these and resets
-    /// its token instead of registering a second one.
+    /// answer and the write of the token, the next plan finds the runner that carries the
+    /// intent's marker and resets its token instead of registering a second one.
     #[serde(default)]
     pub pending_creates: Vec<Intent>,
 }
@@ -41,6 +41,11 @@ pub struct Intent {
     /// `instance_type`, `group_type` or `project_type`.
     pub runner_type: String,
     pub description: String,
+    /// The claim marker the registration carries in its `maintenance_note` until apply
+    /// clears it: the proof that a runner found after a lost answer is this one. Empty in
+    /// records written before markers existed (such a registration is never taken over).
+    #[serde(default)]
+    pub marker: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

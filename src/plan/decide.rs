@@ -12,7 +12,8 @@ use super::make::{Planning, base_name, local_changes, same_url, targeted};
 use super::matcher::{Entry, Matcher};
 use super::reason::Reason;
 use super::steps::{
-    AFTER_APPLY, EntryKey, Request, Step, delete_runner, reset_token, update_attributes, verify,
+    AFTER_APPLY, CLAIM_MARKER, EntryKey, Request, Step, delete_runner, reset_token,
+    update_attributes, verify,
 };
 use super::{Action, Change, RunnerPlan, Side, gitlab};
 use crate::desired::Runner;
@@ -20,7 +21,7 @@ use crate::diag::Problem;
 use crate::keys::inventory;
 use crate::local::edit::{KeyChange, set_scalar, shown};
 use crate::local::state::Managed;
-use crate::remote::RemoteState;
+use crate::remote::{Claim, RemoteState};
 
 impl Planning<'_> {
     /// Plans one declared runner.
@@ -123,9 +124,11 @@ impl Planning<'_> {
         } else {
             plan.reason = "declared, not in config.toml and not registered by runnerform".into();
         }
-        let takeover = view
-            .and_then(|v| v.unclaimed_for(&name))
-            .filter(|_| register);
+        let takeover = if register {
+            self.proven_claim(r)?
+        } else {
+            None
+        };
         if let Some(id) = takeover {
             plan.reason_code = Reason::InterruptedRegistration;
             plan.reason = format!(
@@ -187,12 +190,8 @@ impl Planning<'_> {
         if !self.offline {
             let view = view.expect("online");
             let mut steps = Vec::new();
-            if let Some(id) = takeover {
-                steps.push(Step::TakeOver {
-                    id,
-                    request: reset_token(id),
-                });
-            } else if let Some(t) = &r.body.token {
+            let mut claims_marker = false;
+            if let Some(t) = &r.body.token {
                 if known_id.is_none() {
                     steps.push(verify(
                         &format!("(secret from {})", t.source),
@@ -209,17 +208,8 @@ impl Planning<'_> {
                     request: Request::new("POST", "/runners", Some(body.into())),
                 });
             } else {
-                let body = gitlab::create_body(r, view).ok_or_else(|| {
-                    Problem::error(
-                        "no_scope",
-                        format!("runner {name} has no scope to register it in"),
-                    )
-                    .at(&self.inp.desired.sources, r.name.loc, "this runner")
-                    .help("declare instance, group \"PATH\" or project \"PATH\"")
-                })?;
-                steps.push(Step::Register {
-                    request: Request::new("POST", "/user/runners", Some(body)),
-                });
+                steps.push(self.register(r, view, takeover)?);
+                claims_marker = true;
             }
             steps.push(Step::WriteEntry { keys });
             if r.body.token.is_some() {
@@ -233,6 +223,9 @@ impl Planning<'_> {
                 }
             }
             steps.push(self.own(r, known_id, managed));
+            if claims_marker {
+                steps.push(clear_marker(r, takeover));
+            }
             // The old registration of a managed runner whose entry was removed by hand.
             if let Some(m) = managed.filter(|m| m.id > 0 && r.body.token.is_none())
                 && same_url(&m.url, &self.url)
@@ -478,19 +471,11 @@ impl Planning<'_> {
             *self.entry_table(e.index) = original;
             changes.clear();
         } else {
+            let mut takeover = None;
             if new_registration {
                 let view = self.inp.remote.expect("decided online");
-                let body = gitlab::create_body(r, view).ok_or_else(|| {
-                    Problem::error(
-                        "no_scope",
-                        format!("runner {name} has no scope to register it in"),
-                    )
-                    .at(&self.inp.desired.sources, r.name.loc, "this runner")
-                    .help("declare instance, group \"PATH\" or project \"PATH\"")
-                })?;
-                steps.push(Step::Register {
-                    request: Request::new("POST", "/user/runners", Some(body)),
-                });
+                takeover = self.proven_claim(r)?;
+                steps.push(self.register(r, view, takeover)?);
             } else if action == Action::Rotate {
                 steps.push(Step::ResetToken {
                     id,
@@ -530,7 +515,15 @@ impl Planning<'_> {
                 self.owner[e.index] = Some(idx);
             }
             if gitlab_changes && !new_registration && id > 0 {
-                steps.push(update_attributes(Some(id), gitlab::attributes(r)));
+                let mut body = gitlab::attributes(r);
+                // A claim marker left behind is cleared even when no note is declared.
+                if changes
+                    .iter()
+                    .any(|c| c.side == Side::Gitlab && c.key.path == "maintenance_note")
+                {
+                    body.entry("maintenance_note").or_insert_with(|| "".into());
+                }
+                steps.push(update_attributes(Some(id), body));
             }
             let record_id = if new_registration {
                 None
@@ -553,6 +546,9 @@ impl Planning<'_> {
             if new_registration || managed != Some(&record) {
                 steps.push(self.own(r, record_id, managed));
             }
+            if new_registration {
+                steps.push(clear_marker(r, takeover));
+            }
             if let Some(old) = old_to_delete {
                 steps.push(delete_runner(old));
             }
@@ -562,6 +558,82 @@ impl Planning<'_> {
         plan.steps = steps;
         self.push(plan);
         Ok(())
+    }
+}
+
+impl Planning<'_> {
+    /// The runner an interrupted registration of `r` made, when GitLab proves it is that one
+    /// (it carries the registration's marker). A registration whose marker cannot be checked
+    /// stops the plan: taking over a look-alike would take a colleague's runner.
+    fn proven_claim(&self, r: &Runner) -> Result<Option<i64>, Problem> {
+        let name = &r.name.value;
+        match self.inp.remote.and_then(|v| v.claim_for(name)) {
+            Some(Claim::Proven(id)) => Ok(Some(*id)),
+            Some(Claim::Unreadable {
+                id,
+                status,
+                message,
+            }) => Err(Problem::error(
+                "unproven_claim",
+                format!(
+                    "an interrupted apply registered {name}, and runner {id} may be that \
+                     registration, but GitLab answered {status} ({message}) when asked for it"
+                ),
+            )
+            .at(&self.inp.desired.sources, r.name.loc, "this runner")
+            .help(
+                "runnerform takes a runner over only when it carries the marker its \
+                 registration set: check that the access token can read this scope's runners \
+                 (api or read_api, and the role), or, if that registration is known to have \
+                 failed, remove its entry from pending_creates in runnerform-state.json",
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Registers `r` anew with a claim marker, or takes over the runner an interrupted
+    /// registration proved to have made.
+    fn register(
+        &self,
+        r: &Runner,
+        view: &crate::remote::RemoteView,
+        takeover: Option<i64>,
+    ) -> Result<Step, Problem> {
+        if let Some(id) = takeover {
+            return Ok(Step::TakeOver {
+                id,
+                request: reset_token(id),
+            });
+        }
+        let name = &r.name.value;
+        let mut body = gitlab::create_body(r, view).ok_or_else(|| {
+            Problem::error(
+                "no_scope",
+                format!("runner {name} has no scope to register it in"),
+            )
+            .at(&self.inp.desired.sources, r.name.loc, "this runner")
+            .help("declare instance, group \"PATH\" or project \"PATH\"")
+        })?;
+        body["maintenance_note"] = CLAIM_MARKER.into();
+        Ok(Step::Register {
+            request: Request::new("POST", "/user/runners", Some(body)),
+        })
+    }
+}
+
+/// Puts the declared maintenance note back in place of the claim marker.
+fn clear_marker(r: &Runner, id: Option<i64>) -> Step {
+    let note = r
+        .body
+        .maintenance_note
+        .as_ref()
+        .map_or(String::new(), |n| n.value.clone());
+    let mut body = serde_json::Map::new();
+    body.insert("maintenance_note".into(), note.into());
+    let shown = id.map_or_else(|| AFTER_APPLY.to_string(), |i| i.to_string());
+    Step::ClearMarker {
+        id,
+        request: Request::new("PUT", format!("/runners/{shown}"), Some(body.into())),
     }
 }
 

@@ -81,14 +81,18 @@ pub fn attr_changes(r: &Runner, rr: &RemoteRunner) -> Vec<Change> {
             t.value.to_string(),
         );
     }
-    if let Some(n) = &b.maintenance_note
-        && n.value != rr.maintenance_note
+    // A claim marker left by a registration whose apply stopped before clearing it is never
+    // the declared note.
+    let declared_note = b.maintenance_note.as_ref().map(|n| n.value.as_str());
+    let want_note = declared_note.or_else(|| {
+        rr.maintenance_note
+            .starts_with(crate::plan::steps::MARKER_PREFIX)
+            .then_some("")
+    });
+    if let Some(n) = want_note
+        && n != rr.maintenance_note
     {
-        push(
-            "maintenance_note",
-            quoted(&rr.maintenance_note),
-            quoted(&n.value),
-        );
+        push("maintenance_note", quoted(&rr.maintenance_note), quoted(n));
     }
     out
 }

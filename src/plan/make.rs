@@ -278,7 +278,7 @@ fn fingerprints(inp: &Inputs) -> Fingerprints {
                         &v.namespaces,
                         &v.runners,
                         &v.verified,
-                        &v.unclaimed,
+                        &v.claims,
                         &v.adopted,
                         &v.rejected
                     )

@@ -70,14 +70,7 @@ pub fn questions(
         .pending_creates
         .iter()
         .filter(|i| here(&i.url))
-        .map(|i| {
-            (
-                i.name.clone(),
-                i.list_path.clone(),
-                i.runner_type.clone(),
-                i.description.clone(),
-            )
-        })
+        .cloned()
         .collect();
     q
 }

@@ -16,6 +16,14 @@ use crate::local::state::{Managed, State};
 /// says it.
 pub const AFTER_APPLY: &str = "(known after apply)";
 
+/// What a registration's `maintenance_note` shows in a plan: apply sets a marker only it
+/// knows, so that after a lost answer the runner is proven to be its own, and clears it in the
+/// same apply (a [`Step::ClearMarker`]).
+pub const CLAIM_MARKER: &str = "(claim marker, known after apply)";
+
+/// How every claim marker starts, so that one left behind is recognised and cleared.
+pub const MARKER_PREFIX: &str = "runnerform-claim:";
+
 /// One request to GitLab, as the plan shows it and apply sends it (secrets masked here).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Request {
@@ -82,6 +90,8 @@ pub enum Step {
         id: Option<i64>,
         scope: Option<String>,
     },
+    /// Put the declared maintenance note back in place of the registration's claim marker.
+    ClearMarker { id: Option<i64>, request: Request },
     /// Forget the runner in the ownership record.
     Disown,
     /// Offline: remember to delete runner `id` on GitLab at the next online apply.
@@ -99,7 +109,8 @@ impl Step {
             | Step::ResetToken { request, .. }
             | Step::UpdateAttributes { request, .. }
             | Step::DeleteRunner { request, .. }
-            | Step::DeleteByToken { request } => Some(request),
+            | Step::DeleteByToken { request }
+            | Step::ClearMarker { request, .. } => Some(request),
             _ => None,
         }
     }
@@ -122,6 +133,7 @@ impl Step {
             Step::EditEntry { .. } => "edit the entry",
             Step::RemoveEntry => "remove the entry",
             Step::Own { .. } => "record ownership",
+            Step::ClearMarker { .. } => "clear the claim marker",
             Step::Disown => "forget ownership",
             Step::DeferDelete { .. } => "defer the delete on GitLab",
         }

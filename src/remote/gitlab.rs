@@ -25,6 +25,21 @@ pub struct RemoteRunner {
     pub contacted_at: Option<String>,
 }
 
+/// What became of an interrupted registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This runner carries the registration's marker: it is runnerform's.
+    Proven(i64),
+    /// No runner carries it: GitLab never acted on the registration.
+    NotFound,
+    /// A candidate runner could not be read, so the marker cannot be checked.
+    Unreadable {
+        id: i64,
+        status: u16,
+        message: String,
+    },
+}
+
 /// Credentials GitLab hands out once.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -241,21 +256,45 @@ impl Client {
 
     /// Runners of one scope with the given description that never contacted GitLab: the
     /// candidates for a registration whose answer was lost.
-    pub async fn unclaimed(
+    /// The runner an interrupted registration made, proven by the claim marker it was
+    /// registered with: among the scope's never-contacted runners with the same description,
+    /// the one whose `maintenance_note` is the marker. A look-alike without the marker is
+    /// someone else's and is never taken.
+    pub async fn claim(
         &self,
         list_path: &str,
         runner_type: &str,
         description: &str,
-    ) -> Result<Vec<i64>, RemoteError> {
+        marker: &str,
+    ) -> Result<Claim, RemoteError> {
+        if marker.is_empty() {
+            return Ok(Claim::NotFound);
+        }
         let all = self
             .list_all(list_path, &[("type", runner_type.to_string())])
             .await?;
-        Ok(all
+        let candidates: Vec<i64> = all
             .iter()
             .filter(|r| r.get("description").and_then(Value::as_str) == Some(description))
             .filter(|r| r.get("status").and_then(Value::as_str) == Some("never_contacted"))
             .filter_map(|r| r.get("id").and_then(Value::as_i64))
-            .collect())
+            .collect();
+        for id in candidates {
+            match self.runner(id).await {
+                Ok(r) if r.maintenance_note == marker => return Ok(Claim::Proven(id)),
+                Ok(_) => {}
+                Err(RemoteError::Definite { status, message }) if status != 404 => {
+                    return Ok(Claim::Unreadable {
+                        id,
+                        status,
+                        message,
+                    });
+                }
+                Err(RemoteError::Definite { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Claim::NotFound)
     }
 
     pub async fn update_runner(&self, id: i64, body: &Value) -> Result<(), RemoteError> {

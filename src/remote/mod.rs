@@ -16,5 +16,5 @@ pub mod wait;
 
 pub use client::{Answer, Client, ClientOptions, RetryPolicy};
 pub use error::{Cause, RemoteError};
-pub use gitlab::{Credentials, RemoteRunner, TokenInfo};
+pub use gitlab::{Claim, Credentials, RemoteRunner, TokenInfo};
 pub use refresh::{Questions, RefreshError, RemoteState, RemoteView, refresh};

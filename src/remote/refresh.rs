@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::{Client, RemoteError, RemoteRunner};
+use super::{Claim, Client, RemoteError, RemoteRunner};
 
 /// GitLab's definite answer about one runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +31,8 @@ pub struct RemoteView {
     pub runners: BTreeMap<i64, RemoteState>,
     /// Runner ids learned by verifying tokens of entries that have no id, by token.
     pub verified: BTreeMap<String, Result<i64, (u16, String)>>,
-    /// For registrations an earlier apply started: runners that match and never contacted
-    /// GitLab, by declared name.
-    pub unclaimed: BTreeMap<String, Vec<i64>>,
+    /// For registrations an earlier apply started: what became of each, by declared name.
+    pub claims: BTreeMap<String, Claim>,
     /// Runners declared with an existing token: what verifying it said, by declared name.
     pub adopted: BTreeMap<String, Result<i64, (u16, String)>>,
     /// Entry tokens GitLab rejected although their runner exists (reset elsewhere), by id.
@@ -48,11 +47,9 @@ impl RemoteView {
         self.runners.get(&id)
     }
 
-    /// A runner an interrupted apply registered for `name`, whose token was never written.
-    pub fn unclaimed_for(&self, name: &str) -> Option<i64> {
-        self.unclaimed
-            .get(name)
-            .and_then(|ids| ids.iter().max().copied())
+    /// What became of the registration an interrupted apply started for `name`.
+    pub fn claim_for(&self, name: &str) -> Option<&Claim> {
+        self.claims.get(name)
     }
 
     pub fn namespace(&self, kind: &str, path: &str) -> Option<i64> {
@@ -69,8 +66,8 @@ pub struct Questions {
     pub runner_ids: Vec<i64>,
     /// Entry tokens to verify (entries that have no id).
     pub tokens: Vec<String>,
-    /// Interrupted registrations: (name, list path, runner type, description).
-    pub intents: Vec<(String, String, String, String)>,
+    /// Interrupted registrations, with the marker each was registered with.
+    pub intents: Vec<crate::local::state::Intent>,
     /// Declared runners to adopt by token: (name, token).
     pub adopt: Vec<(String, String)>,
     /// Entry tokens to check (`--verify-tokens`): (runner id, token).
@@ -212,18 +209,19 @@ pub async fn refresh(
             }
         }
     }
-    for (name, list_path, runner_type, description) in q.intents {
+    for i in q.intents {
         match client
-            .unclaimed(&list_path, &runner_type, &description)
+            .claim(&i.list_path, &i.runner_type, &i.description, &i.marker)
             .await
         {
-            Ok(found) => {
-                view.unclaimed.insert(name, found);
+            Ok(claim) => {
+                view.claims.insert(i.name, claim);
             }
             Err(error) => {
                 return Err(RefreshError::Unanswered {
                     what: format!(
-                        "looking for the runner an interrupted apply registered for {name}"
+                        "looking for the runner an interrupted apply registered for {}",
+                        i.name
                     ),
                     error,
                 });

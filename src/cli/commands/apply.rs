@@ -95,6 +95,8 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
     }
     let opts = engine::ApplyOptions {
         lock_wait: Duration::from_secs(args.lock_timeout),
+        concurrency: args.flags.concurrency,
+        interrupt: Some(crate::cli::interrupt::install()),
     };
     let mut on_event = |e: Event| match e {
         Event::WaitingForLock { config_toml } => {
