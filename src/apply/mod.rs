@@ -357,17 +357,11 @@ impl Run<'_> {
             });
             match self.step(ri, rp, step).await {
                 Ok(detail) => {
-                    let (index, effects) = {
+                    let index = {
                         let mut sh = self.shared.borrow_mut();
                         sh.outcome.steps_done += 1;
-                        if step.request().is_some() {
-                            sh.effects += 1;
-                        }
-                        (sh.outcome.steps_done, sh.effects)
+                        sh.outcome.steps_done
                     };
-                    if step.request().is_some() && self.abort_after == Some(effects) {
-                        std::process::abort();
-                    }
                     self.emit(Event::Finished {
                         index,
                         total,
@@ -406,6 +400,10 @@ impl Run<'_> {
             sh.outcome.config_written = true;
             sh.outcome.bytes_written += text.len() as u64;
         }
+        if self.abort_after == Some(sh.effects + 2) {
+            // Between config.toml and the ownership record.
+            std::process::abort();
+        }
         let (on_disk, _) = state::read(self.path)?;
         if sh.state != on_disk || (!sh.state.runners.is_empty() && !state_exists(self.path)) {
             let json = sh.state.to_json();
@@ -414,10 +412,23 @@ impl Run<'_> {
             sh.outcome.bytes_written += json.len() as u64;
         }
         if self.abort_after == Some(sh.effects + 1) {
-            // The fail-point's last position: after config.toml, before the journal goes.
+            // The fail-point's last position: after both files, before the journal goes.
             std::process::abort();
         }
         Ok(())
+    }
+
+    /// Counts an effect GitLab carried out; the test fail-point aborts right after the k-th,
+    /// before anything about it is recorded (the worst moment to die).
+    fn effect(&self) {
+        let n = {
+            let mut sh = self.shared.borrow_mut();
+            sh.effects += 1;
+            sh.effects
+        };
+        if self.abort_after == Some(n) {
+            std::process::abort();
+        }
     }
 
     fn runner_decl(&self, rp: &RunnerPlan) -> Result<&Runner, Problem> {
@@ -533,23 +544,27 @@ impl Run<'_> {
                 self.journal(&journal::Record::Intent { intent }).await?;
                 let r = self.runner_decl(rp)?;
                 let creds = gitlab::register(cx, r, &body).await?;
+                self.effect();
                 self.shared.borrow_mut().outcome.registered += 1;
                 self.credentials(ri, rp, Self::fill_of(creds)).await
             }
             Step::RegisterLegacy { request } => {
                 let r = self.runner_decl(rp)?;
                 let creds = gitlab::register_legacy(cx, r, request).await?;
+                self.effect();
                 self.shared.borrow_mut().outcome.registered += 1;
                 self.credentials(ri, rp, Self::fill_of(creds)).await
             }
             Step::TakeOver { id, .. } | Step::ResetToken { id, .. } => {
                 let creds = gitlab::reset_token(cx, &rp.name, *id).await?;
+                self.effect();
                 self.shared.borrow_mut().outcome.tokens_reset += 1;
                 self.credentials(ri, rp, Self::fill_of(creds)).await
             }
             Step::VerifyToken { .. } => {
                 let r = self.runner_decl(rp)?;
                 let (id, token) = gitlab::verify_declared(cx, r, cx.system_id.as_deref()).await?;
+                self.effect();
                 self.shared.borrow_mut().outcome.verified += 1;
                 let fill = Fill {
                     id: Some(id),
@@ -564,6 +579,7 @@ impl Run<'_> {
                     Problem::error("internal", format!("runner {} has no GitLab id", rp.name))
                 })?;
                 gitlab::update(cx, &rp.name, id, request).await?;
+                self.effect();
                 let mut sh = self.shared.borrow_mut();
                 if matches!(step, Step::UpdateAttributes { .. }) {
                     sh.outcome.updated += 1;
@@ -572,6 +588,7 @@ impl Run<'_> {
             }
             Step::DeleteRunner { id, .. } => {
                 gitlab::delete(cx, *id).await?;
+                self.effect();
                 self.shared.borrow_mut().outcome.deleted += 1;
                 self.journal(&journal::Record::Deleted {
                     name: rp.name.clone(),
@@ -589,6 +606,7 @@ impl Run<'_> {
                     )
                 })?;
                 gitlab::delete_by_token(cx, &rp.name, &token).await?;
+                self.effect();
                 self.shared.borrow_mut().outcome.deleted += 1;
                 self.journal(&journal::Record::Deleted {
                     name: rp.name.clone(),

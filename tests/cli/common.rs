@@ -71,6 +71,21 @@ impl TestEnvironment {
         self.run_with(self.path(), args, Some(input))
     }
 
+    /// The command `run` would run, to spawn it and signal it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env("HOME", self.path());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     fn run_with(&self, cwd: &Path, args: &[&str], input: Option<&str>) -> Output {
         use std::io::Write;
         use std::process::Stdio;

@@ -14,6 +14,7 @@ mod test_malformed;
 mod test_online;
 mod test_props;
 mod test_reference;
+mod test_registrations;
 mod test_remote;
 mod test_secrets;
 mod test_service;
