@@ -3,6 +3,7 @@
 mod common;
 mod python;
 mod test_ansible;
+mod test_apply_json;
 mod test_cli;
 mod test_contract;
 mod test_examples;
@@ -18,6 +19,7 @@ mod test_reference;
 mod test_remote;
 mod test_secrets;
 mod test_service;
+mod test_show;
 mod test_sim;
 mod test_sim_load;
 mod test_sim_python;
