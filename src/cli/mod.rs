@@ -7,6 +7,7 @@ mod host;
 mod interrupt;
 mod plan_view;
 mod planning;
+mod progress;
 mod terraform;
 mod ui;
 
@@ -81,6 +82,11 @@ const IMPORT_EXAMPLES: &str = "\
 Examples:
   runnerform import -c /etc/gitlab-runner/config.toml -o runners.kdl
   GITLAB_TOKEN=... runnerform import --output runners.kdl --force";
+
+const SHOW_EXAMPLES: &str = "\
+Examples:
+  runnerform plan --out plan.json && runnerform show plan.json
+  runnerform show plan.json --json | jq '.runners[] | select(.action != \"no_change\") | .name'";
 
 const STATUS_EXAMPLES: &str = "\
 Examples:
@@ -189,6 +195,14 @@ pub enum Command {
     #[command(after_help = APPLY_EXAMPLES)]
     Apply(commands::apply::Args),
 
+    /// Show a plan saved with `plan --out`, as `plan` showed it.
+    ///
+    /// Reads only the file: neither the KDL file, config.toml nor GitLab is needed. The
+    /// config.toml diff is the one saved with the plan (tokens masked). A file that is not a
+    /// plan saved by this runnerform is refused (exit 1).
+    #[command(after_help = SHOW_EXAMPLES)]
+    Show(commands::show::Args),
+
     /// Write a KDL file that describes an existing config.toml (from --config-toml, else
     /// gitlab-runner's default path).
     ///
@@ -291,6 +305,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Validate(args) => commands::validate::run(&cli, &ui, args),
         Command::Plan(args) => commands::plan::run(&cli, &ui, args),
         Command::Apply(args) => commands::apply::run(&cli, &ui, args),
+        Command::Show(args) => commands::show::run(&ui, args),
         Command::Status(args) => commands::status::run(&cli, &ui, args),
         Command::Import(args) => commands::import::run(&cli, &ui, args),
         Command::Sim(args) => commands::sim::run(&cli, &ui, args),

@@ -46,7 +46,8 @@ impl Paint {
 }
 
 /// Renders `plan`. `old` and `new` are config.toml before and after (tokens are masked
-/// here); with colour, the diff highlights the changed words.
+/// here); with colour, the diff highlights the changed words. A plan read back from a file
+/// has no config.toml text (`old` is empty): its saved diff is shown as it is.
 pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
     let p = Paint { on: color };
     let mut out = String::new();
@@ -144,12 +145,16 @@ pub fn render(plan: &Plan, old: &str, color: bool, verbose: bool) -> String {
             let _ = writeln!(out, "{}", change_line(&p, c));
         }
     }
-    if let Some(new) = &plan.new_config {
+    // A saved plan has the diff but not config.toml itself (it holds tokens).
+    if plan.new_config.is_some() || !plan.diff.is_empty() {
         let _ = writeln!(out, "{}", p.bold("config.toml:"));
-        if color {
-            out.push_str(&colored_diff(&p, &plan.config_toml, old, new));
-        } else {
-            out.push_str(&plan.diff);
+        match &plan.new_config {
+            Some(new) if color => out.push_str(&colored_diff(&p, &plan.config_toml, old, new)),
+            _ => {
+                for l in plan.diff.lines() {
+                    let _ = writeln!(out, "{}", paint_diff_line(&p, l));
+                }
+            }
         }
         if !out.ends_with('\n') {
             out.push('\n');
@@ -184,13 +189,16 @@ fn service_block(p: &Paint, sp: &ServicePlan, out: &mut String) {
     let _ = writeln!(out, "{}", p.yellow(&line));
     let _ = writeln!(out, "      {}", p.dim(&sp.reason));
     for l in sp.diff.lines() {
-        let painted = match l.as_bytes().first() {
-            Some(b'+') => p.green(l),
-            Some(b'-') => p.red(l),
-            Some(b'@') => p.dim(l),
-            _ => l.to_string(),
-        };
-        let _ = writeln!(out, "    {painted}");
+        let _ = writeln!(out, "    {}", paint_diff_line(p, l));
+    }
+}
+
+fn paint_diff_line(p: &Paint, l: &str) -> String {
+    match l.as_bytes().first() {
+        Some(b'+') => p.green(l),
+        Some(b'-') => p.red(l),
+        Some(b'@') => p.dim(l),
+        _ => l.to_string(),
     }
 }
 

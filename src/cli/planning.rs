@@ -1,14 +1,23 @@
 //! What `plan` and `apply` share on the command line: the flags, reading the KDL file, and
 //! printing the engine's diagnostics.
 
+use std::sync::Arc;
+
+use crate::cli::progress::Progress;
 use crate::cli::{Cli, Ui};
 use crate::desired::{self, Desired, RefCheck};
+use crate::diag::Problem;
 use crate::engine::{self, Options, Planned};
 use crate::exit::Exit;
 use crate::local::expand::Environment;
 
 /// Reads and checks the KDL file; prints its problems. `Err` when it has errors.
 pub fn load_desired(cli: &Cli, ui: &Ui, refs: RefCheck) -> Result<Desired, Exit> {
+    load_or_problems(cli, ui, refs).map_err(|_| Exit::Error)
+}
+
+/// [`load_desired`], with the errors returned as well as printed.
+fn load_or_problems(cli: &Cli, ui: &Ui, refs: RefCheck) -> Result<Desired, Vec<Problem>> {
     let host = crate::cli::host::this_host(cli);
     let loaded = desired::read_for(&cli.file, refs, desired::HostChoice::One(&host));
     ui.problems(&loaded.problems);
@@ -18,7 +27,12 @@ pub fn load_desired(cli: &Cli, ui: &Ui, refs: RefCheck) -> Result<Desired, Exit>
             cli.file.display(),
             crate::cli::ui::plural(loaded.problems.errors(), "error")
         );
-        Exit::Error
+        loaded
+            .problems
+            .list
+            .into_iter()
+            .filter(Problem::is_error)
+            .collect()
     })
 }
 
@@ -70,18 +84,35 @@ impl PlanFlags {
             env: Environment::from_process(),
             now: None,
             lock_wait: std::time::Duration::from_secs(60),
+            observer: None,
         }
     }
 }
 
-/// Reads the KDL file and plans; prints every problem. `Err` when nothing could be planned.
-pub fn make_plan(cli: &Cli, ui: &Ui, opts: &Options) -> Result<Planned, Exit> {
+/// Reads the KDL file and plans, showing `progress` while GitLab is read; prints every
+/// problem. `Err` when nothing could be planned.
+pub fn make_plan(
+    cli: &Cli,
+    ui: &Ui,
+    opts: &Options,
+    progress: &Arc<Progress>,
+) -> Result<Planned, Exit> {
+    plan_or_problems(cli, ui, opts, progress).map_err(|_| Exit::Error)
+}
+
+/// [`make_plan`], with the errors returned as well as printed.
+pub fn plan_or_problems(
+    cli: &Cli,
+    ui: &Ui,
+    opts: &Options,
+    progress: &Arc<Progress>,
+) -> Result<Planned, Vec<Problem>> {
     let refs = if opts.offline {
         RefCheck::Settings
     } else {
         RefCheck::Require
     };
-    let desired = load_desired(cli, ui, refs)?;
+    let desired = load_or_problems(cli, ui, refs)?;
     if ui.verbosity >= 1 && !opts.offline {
         eprintln!(
             "Asking GitLab about the {} declared runner{}…",
@@ -89,14 +120,19 @@ pub fn make_plan(cli: &Cli, ui: &Ui, opts: &Options) -> Result<Planned, Exit> {
             if desired.runners.len() == 1 { "" } else { "s" }
         );
     }
-    let planned = engine::plan(desired, opts).map_err(|problems| {
-        for p in &problems {
+    let opts = Options {
+        observer: Some(progress.clone()),
+        ..opts.clone()
+    };
+    let planned = engine::plan(desired, &opts);
+    progress.planned();
+    let planned = planned.inspect_err(|problems| {
+        for p in problems {
             ui.problem(p);
         }
         if problems.len() > 1 {
             eprintln!("{} problems; nothing was changed", problems.len());
         }
-        Exit::Error
     })?;
     for note in &planned.notes {
         eprintln!("note: {note}");

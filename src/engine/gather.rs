@@ -42,9 +42,13 @@ pub fn connect(
     env: &Environment,
     concurrency: usize,
     verify_tokens: bool,
+    observer: Option<&std::sync::Arc<dyn super::Observer>>,
 ) -> Result<Online, Problem> {
     let (g, token_ref) = gitlab_node(d)?;
-    let (client, runtime) = client_for(d, g, token_ref)?;
+    let (mut client, runtime) = client_for(d, g, token_ref)?;
+    if let Some(o) = observer {
+        client.observe(o.clone());
+    }
     let mut q =
         crate::plan::questions::questions(d, &views.local, &views.state, env, verify_tokens);
     if verify_tokens {
@@ -68,6 +72,19 @@ pub fn connect(
         }
     }
     q.system_id = system_id(&views.local.path);
+    if let Some(o) = observer {
+        // The token check, one request per question, and a GET for each runner a verify
+        // may name.
+        let verifies = q.tokens.len() + q.adopt.len();
+        o.reading(
+            1 + q.namespaces.len()
+                + verifies
+                + q.check_tokens.len()
+                + q.intents.len()
+                + q.runner_ids.len()
+                + verifies,
+        );
+    }
     let (remote, token) = runtime.block_on(async {
         let token = check_token(&client, &g.url.value, !q.namespaces.is_empty()).await?;
         let remote = refresh(&client, q, concurrency).await.map_err(|e| {

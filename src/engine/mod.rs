@@ -25,6 +25,7 @@ mod saved;
 mod status;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ use crate::local::expand::Environment;
 use crate::plan::Plan;
 use crate::views::{self, LocalViews};
 pub use gather::{Online, client_for, gitlab_node, system_id};
-pub use saved::{SavedPlan, check_saved};
+pub use saved::{SavedPlan, check_saved, read_plan};
 pub use status::status;
 
 /// How to plan.
@@ -61,6 +62,17 @@ pub struct Options {
     pub now: Option<i64>,
     /// How long to wait for the lock when an interrupted apply's journal must be finished.
     pub lock_wait: Duration,
+    /// Told of every request to GitLab, during the plan and the apply of what it planned.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// What a front end learns while the engine talks to GitLab: every request (through
+/// [`crate::remote::Observer`]) and, before a plan reads GitLab, about how many reads it
+/// will make, so that progress can be shown as done/total.
+pub trait Observer: crate::remote::Observer {
+    /// About `more` requests follow (an estimate: retries, pages and answers that ask for
+    /// more reads can add some).
+    fn reading(&self, _more: usize) {}
 }
 
 impl Default for Options {
@@ -76,6 +88,7 @@ impl Default for Options {
             env: Environment::from_process(),
             now: None,
             lock_wait: Duration::from_secs(60),
+            observer: None,
         }
     }
 }
@@ -110,6 +123,7 @@ pub fn plan(desired: Desired, opts: &Options) -> Result<Planned, Vec<Problem>> {
             &opts.env,
             opts.concurrency,
             opts.verify_tokens,
+            opts.observer.as_ref(),
         )
         .map_err(one)?;
         online.remote.now = opts.now.unwrap_or_else(crate::time::now_unix);

@@ -32,38 +32,7 @@ pub struct SavedRunner {
 
 impl SavedPlan {
     pub fn read(file: &Path) -> Result<Self, Problem> {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            Problem::error(
-                "planfile",
-                format!(
-                    "cannot read plan {}: {}",
-                    file.display(),
-                    crate::desired::load::io_reason(&e)
-                ),
-            )
-        })?;
-        let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
-            Problem::error(
-                "planfile",
-                format!(
-                    "{} is not a plan saved by `runnerform plan --out`: {e}",
-                    file.display()
-                ),
-            )
-        })?;
-        if saved.format != crate::plan::FORMAT {
-            return Err(Problem::error(
-                "planfile",
-                format!(
-                    "{} has plan format {}, this runnerform applies format {}",
-                    file.display(),
-                    saved.format,
-                    crate::plan::FORMAT
-                ),
-            )
-            .help("make the plan again with this runnerform"));
-        }
-        Ok(saved)
+        read_saved(file)
     }
 
     /// The options the plan was made with.
@@ -78,6 +47,56 @@ impl SavedPlan {
             ..Options::default()
         }
     }
+}
+
+/// The whole plan saved in `file`, as `plan --json` printed it: what `show` renders. The
+/// config.toml it was made from is not in it (it holds tokens); its `diff` is.
+pub fn read_plan(file: &Path) -> Result<Plan, Problem> {
+    read_saved(file)
+}
+
+/// Reads a saved plan of this runnerform's format, or says why `file` is not one.
+fn read_saved<T: serde::de::DeserializeOwned>(file: &Path) -> Result<T, Problem> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Problem::error(
+            "planfile",
+            format!(
+                "cannot read plan {}: {}",
+                file.display(),
+                crate::desired::load::io_reason(&e)
+            ),
+        )
+    })?;
+    let not_a_plan = |why: String| {
+        Problem::error(
+            "planfile",
+            format!(
+                "{} is not a plan saved by `runnerform plan --out`: {why}",
+                file.display()
+            ),
+        )
+        .help("save a plan with `runnerform plan --out FILE`")
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| not_a_plan(format!("it is not JSON ({e})")))?;
+    let format = value.get("format").and_then(serde_json::Value::as_u64);
+    let (Some(format), true) = (format, value.get("fingerprints").is_some()) else {
+        return Err(not_a_plan(
+            "it has no plan format and no fingerprints".into(),
+        ));
+    };
+    if format != u64::from(crate::plan::FORMAT) {
+        return Err(Problem::error(
+            "planfile",
+            format!(
+                "{} has plan format {format}, this runnerform reads format {}",
+                file.display(),
+                crate::plan::FORMAT
+            ),
+        )
+        .help("make the plan again with this runnerform"));
+    }
+    serde_json::from_value(value).map_err(|e| not_a_plan(e.to_string()))
 }
 
 /// Refuses `fresh` unless it was made from the same views as `saved` and takes exactly its

@@ -29,7 +29,9 @@ use crate::local::edit::KeyChange;
 pub const FORMAT: u32 = 2;
 
 /// What happens to one runner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Declared, exists nowhere: register it on GitLab, then write its entry.
@@ -86,7 +88,9 @@ impl Action {
 }
 
 /// Which view a change is made in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// config.toml
@@ -95,14 +99,14 @@ pub enum Side {
     Gitlab,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Change {
     pub side: Side,
     #[serde(flatten)]
     pub key: KeyChange,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RunnerPlan {
     /// The declared name (for deletes and unmanaged entries, the name in config.toml).
     pub name: String,
@@ -139,7 +143,9 @@ impl RunnerPlan {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Summary {
     pub create: usize,
     pub adopt: usize,
@@ -175,7 +181,7 @@ fn none() -> String {
 
 /// The whole plan. Serialised, it is the document `plan --json` prints (see
 /// `schemas/plan.schema.json`).
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     pub format: u32,
     pub runnerform_version: String,

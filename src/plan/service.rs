@@ -15,7 +15,9 @@ use crate::service::observe::ServiceView;
 use crate::service::{Kind, Spec};
 
 /// One thing done to the service, in the order the plan lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Stop,
@@ -43,7 +45,7 @@ impl Step {
 /// Global keys that gitlab-runner reads only when it starts.
 pub const RESTART_KEYS: &[&str] = &["listen_address", "session_server"];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ServicePlan {
     pub name: String,
     pub manager: Kind,

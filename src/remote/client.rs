@@ -1,7 +1,8 @@
 //! HTTP to GitLab: authentication, retries, pagination.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -60,6 +61,32 @@ pub struct Client {
     api: String,
     token: Option<String>,
     retry: RetryPolicy,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+/// One request to GitLab once it is over (retries included), as an [`Observer`] sees it. It
+/// holds what was sent, never the access token; a request body may hold a runner token, so
+/// whoever shows it masks it.
+#[derive(Debug)]
+pub struct Exchange<'a> {
+    pub method: &'a Method,
+    /// The path below `/api/v4`.
+    pub path: &'a str,
+    pub query: &'a [(&'a str, String)],
+    pub body: Option<&'a Value>,
+    /// GitLab's status, when it answered.
+    pub status: Option<u16>,
+    /// Why the request failed, when it did.
+    pub error: Option<String>,
+    /// Attempts made, when they were more than one or the request gave up.
+    pub attempts: Option<u32>,
+    pub elapsed: Duration,
+}
+
+/// Told of every request the client makes: how a front end logs requests (`-v`) and counts
+/// progress, without the client knowing about terminals.
+pub trait Observer: std::fmt::Debug + Send + Sync {
+    fn exchanged(&self, exchange: &Exchange<'_>);
 }
 
 impl std::fmt::Debug for Client {
@@ -107,7 +134,13 @@ impl Client {
             api: format!("{url}/api/v4"),
             token: opts.token.clone(),
             retry: opts.retry,
+            observer: None,
         })
+    }
+
+    /// Reports every request from now on to `observer` (clones made later share it).
+    pub fn observe(&mut self, observer: Arc<dyn Observer>) {
+        self.observer = Some(observer);
     }
 
     /// Sends one request, retrying transient failures. `Ok` for 2xx only; any other
@@ -119,7 +152,7 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Answer, RemoteError> {
-        self.send(method, path, query, body, true).await
+        self.observed(method, path, query, body, true).await
     }
 
     /// For requests that must not happen twice (registering a runner): retried only when
@@ -132,7 +165,46 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Answer, RemoteError> {
-        self.send(method, path, query, body, false).await
+        self.observed(method, path, query, body, false).await
+    }
+
+    /// [`Self::send`], reported to the observer once it is over.
+    async fn observed(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        repeatable: bool,
+    ) -> Result<Answer, RemoteError> {
+        let Some(observer) = &self.observer else {
+            return self.send(method, path, query, body, repeatable).await;
+        };
+        let started = Instant::now();
+        let result = self
+            .send(method.clone(), path, query, body, repeatable)
+            .await;
+        let (status, error, attempts) = match &result {
+            Ok(a) => (Some(a.status), None, None),
+            Err(e @ RemoteError::Definite { status, .. }) => {
+                (Some(*status), Some(e.to_string()), None)
+            }
+            Err(e @ RemoteError::Transient { attempts, .. }) => {
+                (None, Some(e.to_string()), Some(*attempts))
+            }
+            Err(e) => (None, Some(e.to_string()), None),
+        };
+        observer.exchanged(&Exchange {
+            method: &method,
+            path,
+            query,
+            body,
+            status,
+            error,
+            attempts,
+            elapsed: started.elapsed(),
+        });
+        result
     }
 
     async fn send(

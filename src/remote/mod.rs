@@ -14,7 +14,7 @@ pub mod gitlab;
 pub mod refresh;
 pub mod wait;
 
-pub use client::{Answer, Client, ClientOptions, RetryPolicy};
+pub use client::{Answer, Client, ClientOptions, Exchange, Observer, RetryPolicy};
 pub use error::{Cause, RemoteError};
 pub use gitlab::{Claim, Credentials, RemoteRunner, TokenInfo};
 pub use refresh::{Questions, RefreshError, RemoteState, RemoteView, refresh};

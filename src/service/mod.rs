@@ -21,7 +21,9 @@ pub const DEFAULT_NAME: &str = "gitlab-runner";
 pub const DEFAULT_BINARY: &str = "/usr/bin/gitlab-runner";
 
 /// A service manager runnerform can drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Systemd,

@@ -291,7 +291,7 @@ fn the_kdl_file_can_come_from_stdin() {
     );
 }
 
-fn validator(name: &str, fresh: &str) -> jsonschema::Validator {
+pub(crate) fn validator(name: &str, fresh: &str) -> jsonschema::Validator {
     let path = root().join("schemas").join(name);
     if std::env::var_os("RUNNERFORM_BLESS").is_some() {
         std::fs::write(&path, fresh).unwrap();

@@ -253,7 +253,7 @@ fn ctrl_c_during_registrations_never_leaves_a_duplicate() {
         let h = Host::new(FLEET);
         h.sim
             .set_latency("/api/v4/user/runners", Duration::from_millis(150));
-        let mut child = h
+        let child = h
             .env
             .command(&["apply", "--yes", "--concurrency", "2"])
             .stdout(Stdio::piped())

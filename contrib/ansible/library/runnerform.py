@@ -5,8 +5,8 @@
 It exists so that fleets run on Ansible get what Ansible users expect and what a
 `command` task cannot give: `--check` that only plans, `--diff` that shows the config.toml
 diff (tokens masked), and `changed` taken from the plan, never guessed from human text.
-It talks to runnerform only through its machine-readable outputs (`plan --json`, exit
-codes, saved plans) and is self-contained (standard library and AnsibleModule), so it can
+It talks to runnerform only through its machine-readable outputs (`plan --json`,
+`apply --json`, exit codes, saved plans) and is self-contained (standard library and AnsibleModule), so it can
 be dropped into a playbook's `library/` or a directory on ANSIBLE_LIBRARY.
 """
 
@@ -19,8 +19,9 @@ description:
     GitLab's runners and the gitlab-runner service to a KDL file, usually a fleet file
     with one C(host) block per host.
   - It plans first (C(runnerform plan --json --out PLANFILE)) and, only when changes are
-    pending, applies exactly that saved plan (C(runnerform apply PLANFILE)), which
-    runnerform refuses if anything changed in between.
+    pending, applies exactly that saved plan (C(runnerform apply PLANFILE --json)), which
+    runnerform refuses if anything changed in between; C(changed) is what that apply's
+    summary says it changed.
   - In check mode it only plans; nothing changes on GitLab, in C(config.toml) or in the
     service, and C(changed) says whether a normal run would change anything.
   - Secrets (the GitLab access token, runner tokens) reach runnerform through the task's
@@ -146,10 +147,9 @@ changed:
   description:
     - In check mode, whether a normal run would change anything (the plan's
       C(changes_pending), less actions an offline run cannot carry out).
-    - Otherwise, whether changes were pending and runnerform applied them successfully.
-    - When apply fails, whether config.toml, the ownership record, GitLab or the service
-      differ, after the failure, from what the plan was made from (runnerform plans again
-      to tell).
+    - Otherwise, whether the apply changed config.toml, the ownership record, GitLab or
+      the service, as the summary of C(runnerform apply --json) says; also when apply
+      failed midway (or its I(wait_online) check failed) after changing something.
   returned: always
   type: bool
 plan:
@@ -176,13 +176,14 @@ applied:
   returned: always
   type: bool
 apply_output:
-  description: What C(runnerform apply) printed on stdout, line by line (tokens masked).
+  description: The steps C(runnerform apply) carried out, one line each as it prints them
+    for people (and, with I(wait_online), each runner that came online); tokens masked.
   returned: when apply ran
   type: list
   elements: str
   sample:
     - "  [1/3] docker: register (GitLab id 1)"
-    - "Apply complete: wrote /etc/gitlab-runner/config.toml, updated the ownership record, GitLab: 1 registered."
+    - "  [2/3] docker: write the entry"
 rc:
   description:
     - runnerform's exit code when it failed (a successful run returns no C(rc), since Ansible
@@ -407,13 +408,34 @@ class Runnerform(object):
         return any(seen.get(k) != now.get(k) for k in ("config_toml", "state", "gitlab", "service"))
 
     def apply(self, plan_file):
+        """Applies the saved plan with --json; returns (rc, stdout, stderr, lines, summary):
+        the finished steps as runnerform prints them for people, and the summary line (None
+        if runnerform printed none)."""
         p = self.module.params
-        args = self.base + ["apply", plan_file]
+        args = self.base + ["apply", plan_file, "--json"]
         if p["wait_online"]:
             args += ["--wait-online", p["wait_online"]]
         if p["concurrency"] is not None:
             args += ["--concurrency", str(p["concurrency"])]
-        return self.run(args)
+        rc, out, err = self.run(args)
+        lines, summary = [], None
+        for line in out.splitlines():
+            try:
+                event = self.module.from_json(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if event.get("event") == "finished":
+                detail = " (%s)" % event["detail"] if event.get("detail") else ""
+                lines.append("  [%s/%s] %s: %s%s" % (event.get("index"), event.get("total"),
+                                                    event.get("runner"), event.get("step"),
+                                                    detail))
+            elif event.get("event") == "online":
+                lines.append("  online: %s" % event.get("runner"))
+            elif event.get("event") == "summary":
+                summary = event
+        return rc, out, err, lines, summary
 
 
 def main():
@@ -439,12 +461,19 @@ def main():
             result.update(plan=plan)
             changing = would_change(plan)
             if changing or module.params["wait_online"]:
-                rc, out, err = rf.apply(plan_file)
-                lines = out.splitlines()
+                rc, out, err, lines, summary = rf.apply(plan_file)
+                # runnerform's own account of what this apply changed, also when it failed
+                # midway; a summary can only be missing if runnerform died.
+                if summary is not None:
+                    changed = bool(summary.get("changed"))
+                elif rc != 0:
+                    changed = rf.changed_since(plan)
+                else:
+                    changed = changing
                 if rc != 0:
                     rf.fail("apply", rc, out, err, plan=plan, apply_output=lines,
-                            changed=rf.changed_since(plan))
-                result.update(applied=True, apply_output=lines, changed=changing)
+                            changed=changed)
+                result.update(applied=True, apply_output=lines, changed=changed)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

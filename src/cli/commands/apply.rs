@@ -2,12 +2,16 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::planning::{PlanFlags, make_plan};
+use crate::cli::planning::{PlanFlags, plan_or_problems};
+use crate::cli::progress::Progress;
 use crate::cli::{Cli, Ui, plan_view};
+use crate::diag::Problem;
 use crate::engine::{self, Event, Planned, SavedPlan, WaitError};
 use crate::exit::Exit;
+use crate::output::{ApplyEvent, ApplySummary, LateRunner, ProblemReport, StepReport};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,38 +34,131 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub wait_online: Option<Duration>,
 
+    /// Print JSON lines instead of text: one per event as it happens, then a summary with
+    /// `changed` (schemas/apply-event.schema.json). Needs --yes or a PLANFILE.
+    #[arg(long)]
+    pub json: bool,
+
     /// A plan saved with `plan --out`: applied exactly as reviewed, without asking, and
     /// refused if the KDL file, config.toml, the ownership record or GitLab changed since
     pub planfile: Option<PathBuf>,
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
+    let progress = Arc::new(Progress::new(ui, args.json));
+    let ended = converge(cli, ui, args, &progress);
+    progress.finish();
+    if args.json {
+        json_line(&ApplyEvent::Summary(ended.summary()));
+    }
+    if ended.ok { Exit::Success } else { Exit::Error }
+}
+
+/// How an apply ended: the exit code, and `apply --json`'s summary.
+#[derive(Default)]
+struct Ended {
+    ok: bool,
+    outcome: engine::Outcome,
+    problems: Vec<Problem>,
+    not_done: Vec<(String, String)>,
+    late: engine::Late,
+}
+
+impl Ended {
+    fn success(outcome: engine::Outcome) -> Self {
+        Ended {
+            ok: true,
+            outcome,
+            ..Ended::default()
+        }
+    }
+
+    fn failed(problems: Vec<Problem>) -> Self {
+        Ended {
+            problems,
+            ..Ended::default()
+        }
+    }
+
+    fn summary(&self) -> ApplySummary {
+        ApplySummary {
+            format: crate::output::APPLY_FORMAT,
+            ok: self.ok,
+            changed: self.outcome.changed(),
+            outcome: (&self.outcome).into(),
+            problems: self.problems.iter().map(ProblemReport::from).collect(),
+            not_done: self
+                .not_done
+                .iter()
+                .map(|(runner, step)| StepReport {
+                    runner: runner.clone(),
+                    step: step.clone(),
+                })
+                .collect(),
+            not_online: self
+                .late
+                .iter()
+                .map(|(runner, why)| LateRunner {
+                    runner: runner.clone(),
+                    last_seen: crate::secrets::mask(why),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One line of `apply --json`, written as it happens.
+fn json_line(e: &ApplyEvent) {
+    println!(
+        "{}",
+        serde_json::to_string(e).expect("apply events serialise")
+    );
+}
+
+/// A problem found before anything was planned: printed, and the reason apply ends.
+fn refuse(ui: &Ui, code: &'static str, message: &str) -> Ended {
+    let p = Problem::error(code, message);
+    ui.problem(&p);
+    Ended::failed(vec![p])
+}
+
+fn converge(cli: &Cli, ui: &Ui, args: &Args, progress: &Arc<Progress>) -> Ended {
     if args.planfile.is_some() && (args.flags.offline || !args.flags.targets.is_empty()) {
-        eprintln!(
-            "error: a saved plan is applied with the options it was made with; drop --offline \
-             and --target"
+        return refuse(
+            ui,
+            "flags",
+            "a saved plan is applied with the options it was made with; drop --offline and \
+             --target",
         );
-        return Exit::Error;
     }
     if args.wait_online.is_some() && args.flags.offline {
-        eprintln!(
-            "error: --wait-online asks GitLab whether the runners are online, which --offline \
-             rules out"
+        return refuse(
+            ui,
+            "flags",
+            "--wait-online asks GitLab whether the runners are online, which --offline rules out",
         );
-        return Exit::Error;
+    }
+    if args.json && !args.yes && args.planfile.is_none() {
+        return refuse(
+            ui,
+            "flags",
+            "apply --json shows no plan to confirm: pass --yes, or apply a plan saved with \
+             `runnerform plan --out FILE` (nothing was written)",
+        );
     }
     let (planned, saved) = match &args.planfile {
-        Some(file) => match from_planfile(cli, ui, file) {
+        Some(file) => match from_planfile(cli, ui, args, file, progress) {
             Ok(p) => (p, true),
-            Err(e) => return e,
+            Err(problems) => return Ended::failed(problems),
         },
-        None => match make_plan(cli, ui, &args.flags.options(cli)) {
+        None => match plan_or_problems(cli, ui, &args.flags.options(cli), progress) {
             Ok(p) => (p, false),
-            Err(e) => return e,
+            Err(problems) => return Ended::failed(problems),
         },
     };
     let plan = &planned.plan;
-    if ui.verbosity >= 0 {
+    let human = !args.json;
+    if human && ui.verbosity >= 0 {
         print!(
             "{}",
             plan_view::render(
@@ -72,25 +169,30 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
             )
         );
     }
-    if !plan.changes_pending && !plan.writes_anything() {
-        ui.say("No changes. Nothing was written.");
-        return wait_online(ui, &planned, args.wait_online);
-    }
-    if planned.online.is_none() && !plan.writes_anything() {
-        ui.say("Nothing to apply offline.");
-        return Exit::Success;
+    let nothing = if !plan.changes_pending && !plan.writes_anything() {
+        Some("No changes. Nothing was written.")
+    } else if planned.online.is_none() && !plan.writes_anything() {
+        Some("Nothing to apply offline.")
+    } else {
+        None
+    };
+    if let Some(message) = nothing {
+        if human {
+            ui.say(message);
+        }
+        return wait_online(ui, args, &planned, engine::Outcome::default());
     }
     if !saved && !args.yes && plan.changes_pending {
         match confirm() {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("Apply cancelled; nothing was written.");
-                return Exit::Error;
+                return Ended::failed(vec![Problem::error(
+                    "cancelled",
+                    "apply cancelled; nothing was written",
+                )]);
             }
-            Err(msg) => {
-                eprintln!("error: {msg}");
-                return Exit::Error;
-            }
+            Err(msg) => return refuse(ui, "confirm", &msg),
         }
     }
     let opts = engine::ApplyOptions {
@@ -98,48 +200,46 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
         concurrency: args.flags.concurrency,
         interrupt: Some(crate::cli::interrupt::install()),
     };
-    let mut on_event = |e: Event| match e {
-        Event::WaitingForLock { config_toml } => {
-            eprintln!("Waiting for another runnerform to finish applying to {config_toml}…")
-        }
-        Event::Started { .. } => {}
-        Event::Finished {
-            index,
-            total,
-            runner,
-            step,
-            detail,
-        } => {
-            let detail = if detail.is_empty() {
-                String::new()
-            } else {
-                format!(" ({detail})")
-            };
-            ui.say(format!("  [{index}/{total}] {runner}: {step}{detail}"));
+    let mut on_event = |e: Event| {
+        progress.event(&e);
+        if args.json {
+            json_line(&ApplyEvent::from(e));
         }
     };
-    match engine::apply(&planned, &opts, &mut on_event) {
+    let result = engine::apply(&planned, &opts, &mut on_event);
+    progress.finish();
+    match result {
         Ok(outcome) => {
-            ui.say(format!("Apply complete: {}.", done_summary(plan, &outcome)));
-            wait_online(ui, &planned, args.wait_online)
+            if human {
+                ui.say(format!("Apply complete: {}.", done_summary(plan, &outcome)));
+            }
+            wait_online(ui, args, &planned, outcome)
         }
         Err(failure) => {
             ui.problem(&failure.problem);
             let o = &failure.outcome;
-            let mut msg = format!(
-                "Apply stopped after {} of {} steps; done: {}.",
-                o.steps_done,
-                o.steps_total,
-                done_summary(plan, o)
-            );
-            if !failure.not_done.is_empty() {
-                msg.push_str("\nNot done:");
-                for (runner, step) in &failure.not_done {
-                    msg.push_str(&format!("\n  {runner}: {step}"));
+            if human {
+                let mut msg = format!(
+                    "Apply stopped after {} of {} steps; done: {}.",
+                    o.steps_done,
+                    o.steps_total,
+                    done_summary(plan, o)
+                );
+                if !failure.not_done.is_empty() {
+                    msg.push_str("\nNot done:");
+                    for (runner, step) in &failure.not_done {
+                        msg.push_str(&format!("\n  {runner}: {step}"));
+                    }
                 }
+                eprintln!("{msg}");
             }
-            eprintln!("{msg}");
-            Exit::Error
+            Ended {
+                ok: false,
+                outcome: failure.outcome,
+                problems: vec![failure.problem],
+                not_done: failure.not_done,
+                late: Vec::new(),
+            }
         }
     }
 }
@@ -186,44 +286,71 @@ fn done_summary(plan: &crate::plan::Plan, o: &engine::Outcome) -> String {
 }
 
 /// `--wait-online`: polls GitLab until the declared runners have contacted it from this host.
-fn wait_online(ui: &Ui, planned: &Planned, timeout: Option<Duration>) -> Exit {
-    let (Some(timeout), Some(_)) = (timeout, &planned.online) else {
-        return Exit::Success;
+/// `outcome` is what the apply before it did.
+fn wait_online(ui: &Ui, args: &Args, planned: &Planned, outcome: engine::Outcome) -> Ended {
+    let (Some(timeout), Some(_)) = (args.wait_online, &planned.online) else {
+        return Ended::success(outcome);
     };
+    let human = !args.json;
     let mut waiting = |n: usize| {
-        ui.say(format!(
-            "Waiting up to {}s for {} runner{} to come online…",
-            timeout.as_secs(),
-            n,
-            if n == 1 { "" } else { "s" }
-        ))
+        if human {
+            ui.say(format!(
+                "Waiting up to {}s for {} runner{} to come online…",
+                timeout.as_secs(),
+                n,
+                if n == 1 { "" } else { "s" }
+            ))
+        } else {
+            json_line(&ApplyEvent::WaitingOnline {
+                runners: n,
+                timeout_seconds: timeout.as_secs(),
+            })
+        }
     };
-    let mut on_online = |name: &str| ui.say(format!("  online: {name}"));
+    let mut on_online = |name: &str| {
+        if human {
+            ui.say(format!("  online: {name}"))
+        } else {
+            json_line(&ApplyEvent::Online {
+                runner: name.to_string(),
+            })
+        }
+    };
     match engine::wait_online(planned, timeout, &mut waiting, &mut on_online) {
         Ok(()) => {
-            ui.say("All runners are online.");
-            Exit::Success
+            if human {
+                ui.say("All runners are online.");
+            }
+            Ended::success(outcome)
         }
         Err(WaitError::Unusable(p)) => {
             ui.problem(&p);
-            Exit::Error
+            Ended {
+                outcome,
+                problems: vec![p],
+                ..Ended::default()
+            }
         }
         Err(WaitError::Late(late)) => {
-            let mut msg = format!(
-                "error: {} runner{} did not come online within {}s:",
-                late.len(),
-                if late.len() == 1 { "" } else { "s" },
+            let message = format!(
+                "{} did not come online within {}s",
+                crate::cli::ui::plural(late.len(), "runner"),
                 timeout.as_secs()
             );
+            let hint = "the changes were applied; check that the gitlab-runner service runs \
+                        (`runnerform status`, the service's log) and can reach GitLab";
+            let mut msg = format!("error: {message}:");
             for (name, why) in &late {
                 msg.push_str(&format!("\n  {name}: {why}"));
             }
-            msg.push_str(
-                "\n  help: the changes were applied; check that the gitlab-runner service runs \
-                 (`runnerform status`, the service's log) and can reach GitLab",
-            );
+            msg.push_str(&format!("\n  help: {hint}"));
             eprintln!("{}", crate::secrets::mask(&msg));
-            Exit::Error
+            Ended {
+                outcome,
+                problems: vec![Problem::error("wait_online", message).help(hint)],
+                late,
+                ..Ended::default()
+            }
         }
     }
 }
@@ -250,16 +377,64 @@ fn confirm() -> Result<bool, String> {
 
 /// Plans again with the saved plan's options; refuses unless every view is as it was and the
 /// steps are exactly the saved ones.
-fn from_planfile(cli: &Cli, ui: &Ui, file: &std::path::Path) -> Result<Planned, Exit> {
+fn from_planfile(
+    cli: &Cli,
+    ui: &Ui,
+    args: &Args,
+    file: &std::path::Path,
+    progress: &Arc<Progress>,
+) -> Result<Planned, Vec<Problem>> {
     let saved = SavedPlan::read(file).map_err(|p| {
         ui.problem(&p);
-        Exit::Error
+        vec![p]
     })?;
-    let opts = saved.options(crate::local::expand::Environment::from_process());
-    let planned = make_plan(cli, ui, &opts)?;
+    let opts = planfile_options(&saved, &args.flags);
+    let planned = plan_or_problems(cli, ui, &opts, progress)?;
     engine::check_saved(&saved, &planned.plan, file, &cli.file).map_err(|p| {
         ui.problem(&p);
-        Exit::Error
+        vec![p]
     })?;
     Ok(planned)
+}
+
+/// The saved plan's options, and from the command line what does not change the plan's
+/// steps: how many requests may be in flight.
+fn planfile_options(saved: &SavedPlan, flags: &PlanFlags) -> engine::Options {
+    engine::Options {
+        concurrency: flags.concurrency,
+        ..saved.options(crate::local::expand::Environment::from_process())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_plan_is_read_with_the_concurrency_of_the_command_line() {
+        let saved: SavedPlan = serde_json::from_value(serde_json::json!({
+            "format": crate::plan::FORMAT,
+            "offline": false,
+            "config_toml": "/etc/gitlab-runner/config.toml",
+            "targets": ["a"],
+            "rotate_within": 60,
+            "delete_unmanaged": true,
+            "fingerprints": {"desired": "d", "config_toml": "c", "state": "s", "gitlab": "g"},
+            "runners": [],
+        }))
+        .unwrap();
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            flags: PlanFlags,
+        }
+        let cli = Flags::parse_from(["x", "--concurrency", "2", "--rotate-within", "1h"]);
+        let opts = planfile_options(&saved, &cli.flags);
+        assert_eq!(opts.concurrency, 2);
+        // What shapes the steps comes from the saved plan, never from the command line.
+        assert_eq!(opts.rotate_within, 60);
+        assert_eq!(opts.targets, ["a"]);
+        assert!(opts.delete_unmanaged);
+    }
 }

@@ -27,7 +27,8 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
-    let planned = match make_plan(cli, ui, &args.flags.options(cli)) {
+    let progress = std::sync::Arc::new(crate::cli::progress::Progress::new(ui, args.json));
+    let planned = match make_plan(cli, ui, &args.flags.options(cli), &progress) {
         Ok(p) => p,
         Err(e) => return e,
     };
