@@ -72,7 +72,7 @@ pub fn resolve(d: &Desired, r: &SecretRef) -> Result<String, Problem> {
             .at(&d.sources, r.loc, "referenced here")
             .help("set it before running runnerform")
     };
-    match &r.source {
+    let value = match &r.source {
         SecretSource::Env(name) => match std::env::var(name) {
             Ok(v) if !v.is_empty() => Ok(v),
             _ => Err(missing(format!("environment variable {name} is not set"))),
@@ -89,5 +89,6 @@ pub fn resolve(d: &Desired, r: &SecretRef) -> Result<String, Problem> {
                     ))
                 })
         }
-    }
+    };
+    value.inspect(|v| crate::secrets::remember(v))
 }

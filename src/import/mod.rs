@@ -107,6 +107,7 @@ fn base_url(url: &str) -> String {
 }
 
 pub fn survey(doc: &DocumentMut) -> Survey {
+    crate::local::remember_secrets(doc.as_table());
     let tables: Vec<&Table> = doc
         .get("runners")
         .and_then(Item::as_array_of_tables)
