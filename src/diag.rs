@@ -361,9 +361,12 @@ impl Problems {
             false
         });
         for (_, name, errors, warnings) in hidden {
-            let message = format!(
-                "{errors} more errors and {warnings} more warnings in {name} are not shown"
-            );
+            let counts: Vec<String> = [(errors, "error"), (warnings, "warning")]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, w)| if n == 1 { format!("1 more {w}") } else { format!("{n} more {w}s") })
+                .collect();
+            let message = format!("{} in {name} not shown", counts.join(" and "));
             let p = if errors > 0 {
                 Problem::error("too_many_problems", message)
             } else {

@@ -336,7 +336,9 @@ fn current(path: &Path) -> Result<DocumentMut, Problem> {
 }
 
 fn save(path: &Path, doc: &DocumentMut, applied: &mut Applied) -> Result<(), Problem> {
-    write::replace(path, doc.to_string().as_bytes(), 0o600)?;
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let text = write::keep_line_endings(&old, &doc.to_string());
+    write::replace(path, text.as_bytes(), 0o600)?;
     applied.config_written = true;
     Ok(())
 }

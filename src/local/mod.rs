@@ -64,7 +64,11 @@ pub fn default_path() -> PathBuf {
 pub fn read(path: &Path) -> Result<LocalView, Problem> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling symlink is not a missing file: writing would replace the link.
+            write::target_of(path)?;
+            None
+        }
         Err(e) => {
             return Err(Problem::error(
                 "io",
@@ -95,7 +99,7 @@ pub fn read(path: &Path) -> Result<LocalView, Problem> {
 
 /// The last component of every config.toml key that holds a credential: runner tokens and
 /// the secret settings ([`crate::desired::value::SECRET_KEYS`]).
-fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     key.eq_ignore_ascii_case("token")
         || crate::desired::value::SECRET_KEYS
             .iter()

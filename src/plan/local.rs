@@ -219,7 +219,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         // An entry URL that expands to nothing names a variable this process lacks: that is
         // no reason to replace anything.
         let entry_url = expand_env(&e.url);
-        if e.url.is_empty() && !url.is_empty() {
+        if e.url.is_empty() && !url.is_empty() && !crate::import::is_placeholder_url(&url) {
             // gitlab-runner cannot use an entry without a URL; the declared one is the answer.
             set_scalar(table, "url", url.as_str().into());
             changes.push(Change {
@@ -509,14 +509,15 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
     }
 
     let old_text = inp.local.text();
-    let new_text = doc.to_string();
+    let new_text = crate::local::write::keep_line_endings(old_text, &doc.to_string());
     let new_config = (new_text != old_text || !inp.local.exists() && !new_text.is_empty())
         .then(|| new_text.clone());
     let state_changed = new_state.runners != inp.state.runners
         || new_state.pending_deletes != inp.state.pending_deletes
         || (inp.state_text.is_none() && !new_state.runners.is_empty());
     let diff = if new_config.is_some() {
-        unified_diff(&inp.local.path.display().to_string(), old_text, &new_text)
+        crate::local::write::mode_lines(&inp.local.path, &new_text)
+            + &unified_diff(&inp.local.path.display().to_string(), old_text, &new_text)
     } else {
         String::new()
     };
