@@ -64,7 +64,10 @@ fn percent_encode_all(value: &str) -> String {
 /// Whether `s` is (or holds) a remembered secret.
 pub fn is_remembered(s: &str) -> bool {
     let known = REMEMBERED.read().unwrap_or_else(|e| e.into_inner());
-    known.iter().any(|k| s.contains(k.as_str()))
+    known.iter().any(|k| {
+        s.match_indices(k.as_str())
+            .any(|(at, _)| stands_alone(s.as_bytes(), at, at + k.len()))
+    })
 }
 
 /// ```
@@ -115,11 +118,20 @@ pub fn mask(text: &str) -> String {
     let known = REMEMBERED.read().unwrap_or_else(|e| e.into_inner());
     for k in known.iter() {
         for (at, _) in text.match_indices(k.as_str()) {
-            mask_chars(&mut out, text, at, at + k.len());
+            if stands_alone(bytes, at, at + k.len()) {
+                mask_chars(&mut out, text, at, at + k.len());
+            }
         }
     }
     // Whole UTF-8 characters were replaced by ASCII `*`, so the text is still UTF-8.
     String::from_utf8(out).expect("masking keeps UTF-8")
+}
+
+/// Whether `text[from..to]` is not part of a longer word: a remembered `RUNNER_TOKEN` (a
+/// placeholder some config.toml files hold) must not mask the env var `GITLAB_RUNNER_TOKEN`.
+fn stands_alone(bytes: &[u8], from: usize, to: usize) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    (from == 0 || !word(bytes[from - 1])) && bytes.get(to).is_none_or(|&b| !word(b))
 }
 
 /// Replaces each character of `text[from..to]` with as many `*` as it has bytes.
@@ -162,7 +174,8 @@ mod tests {
         assert_eq!(m.len(), text.len());
         assert!(!m.contains("legacyRunner"), "{m}");
         assert!(m.starts_with("raw ***"));
-        assert!(is_remembered(&format!("x{legacy}x")));
+        assert!(is_remembered(&format!("({legacy})")));
+        assert!(!is_remembered(&format!("x{legacy}x")), "part of a longer word");
     }
 
     #[test]

@@ -54,15 +54,7 @@ pub fn resolve_settings_secrets(d: &Desired) -> Result<Secrets, Problem> {
     for r in &d.runners {
         collect_secrets(&r.body.settings, &mut refs);
     }
-    let mut secrets = Secrets::default();
-    for r in refs {
-        if secrets.get(&r.source).is_some() {
-            continue;
-        }
-        let value = resolve(d, r)?;
-        secrets.values.push((r.source.clone(), value));
-    }
-    Ok(secrets)
+    Ok(Secrets::resolve_all(refs, |r| resolve(d, r)))
 }
 
 /// The value behind a reference: an env var, or a file's contents without the trailing newline.

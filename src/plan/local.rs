@@ -393,7 +393,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         plans.push(RunnerPlan {
             name: name.clone(),
             action,
-            reason,
+            reason: editor.reason_with_kept(reason),
             pending: false,
             previous_name: (e.name != *name).then(|| e.name.clone()),
             id: (id > 0).then_some(id),
@@ -508,6 +508,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         }
     }
 
+    editor.check_missing()?;
     let old_text = inp.local.text();
     let new_text = crate::local::write::keep_line_endings(old_text, &doc.to_string());
     let new_config = (new_text != old_text || !inp.local.exists() && !new_text.is_empty())
