@@ -10,6 +10,7 @@
 //! Masking keeps the byte length of the text, so spans computed on the original text still
 //! point at the same places in the masked one (diagnostics render source excerpts).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 /// Token prefixes that GitLab issues: runner authentication tokens (`glrt-`, `glrtr-`),
@@ -21,9 +22,17 @@ pub const TOKEN_PREFIXES: &[&str] = &["glrt-", "glrtr-", "glpat-", "GR1348941", 
 /// output would eat ordinary words and numbers, and a credential that short is no secret.
 pub const MIN_REMEMBERED_LEN: usize = 8;
 
-/// Every spelling of every remembered value, longest first so that a value containing
-/// another is masked whole.
-static REMEMBERED: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Every spelling of every remembered value, by its first [`MIN_REMEMBERED_LEN`] bytes, so
+/// that masking is one pass over the text however many values are remembered (a config.toml
+/// with 40,000 runners remembers 40,000 tokens).
+static REMEMBERED: RwLock<Option<Known>> = RwLock::new(None);
+
+#[derive(Default)]
+struct Known {
+    spellings: HashSet<Vec<u8>>,
+    /// The lengths of the spellings that start with these bytes, longest first.
+    lengths: HashMap<[u8; MIN_REMEMBERED_LEN], Vec<usize>>,
+}
 
 /// Records `value` as a secret: from now on [`mask`] hides it, and its URL-encoded and
 /// JSON-escaped spellings, wherever they appear. Short values are ignored.
@@ -39,12 +48,25 @@ pub fn remember(value: &str) {
         spellings.push(json[1..json.len() - 1].to_string());
     }
     let mut known = REMEMBERED.write().unwrap_or_else(|e| e.into_inner());
+    let known = known.get_or_insert_with(Known::default);
     for s in spellings {
-        if !known.contains(&s) {
-            known.push(s);
+        let Some(key) = key_of(s.as_bytes()) else {
+            continue;
+        };
+        let len = s.len();
+        if known.spellings.insert(s.into_bytes()) {
+            let lengths = known.lengths.entry(key).or_default();
+            if !lengths.contains(&len) {
+                lengths.push(len);
+                // Longest first: a value that contains another is masked whole.
+                lengths.sort_unstable_by(|a, b| b.cmp(a));
+            }
         }
     }
-    known.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+fn key_of(bytes: &[u8]) -> Option<[u8; MIN_REMEMBERED_LEN]> {
+    bytes.get(..MIN_REMEMBERED_LEN)?.try_into().ok()
 }
 
 /// Percent-encoding of everything but RFC 3986's unreserved characters: how a token looks in
@@ -63,11 +85,43 @@ fn percent_encode_all(value: &str) -> String {
 
 /// Whether `s` is (or holds) a remembered secret.
 pub fn is_remembered(s: &str) -> bool {
+    let mut found = false;
+    each_remembered(s.as_bytes(), |_, _| found = true);
+    found
+}
+
+/// Calls `f(start, end)` for each remembered spelling that stands alone in `bytes`.
+fn each_remembered(bytes: &[u8], mut f: impl FnMut(usize, usize)) {
     let known = REMEMBERED.read().unwrap_or_else(|e| e.into_inner());
-    known.iter().any(|k| {
-        s.match_indices(k.as_str())
-            .any(|(at, _)| stands_alone(s.as_bytes(), at, at + k.len()))
-    })
+    let Some(known) = known.as_ref().filter(|k| !k.spellings.is_empty()) else {
+        return;
+    };
+    let mut i = 0;
+    while i + MIN_REMEMBERED_LEN <= bytes.len() {
+        let starts_word = i == 0 || !is_word(bytes[i - 1]);
+        let hit = starts_word
+            .then(|| key_of(&bytes[i..]).and_then(|k| known.lengths.get(&k)))
+            .flatten()
+            .and_then(|lengths| {
+                lengths.iter().copied().find(|&len| {
+                    bytes
+                        .get(i..i + len)
+                        .is_some_and(|w| known.spellings.contains(w))
+                        && bytes.get(i + len).is_none_or(|&b| !is_word(b))
+                })
+            });
+        match hit {
+            Some(len) => {
+                f(i, i + len);
+                i += len;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 /// ```
@@ -115,23 +169,12 @@ pub fn mask(text: &str) -> String {
             None => i += 1,
         }
     }
-    let known = REMEMBERED.read().unwrap_or_else(|e| e.into_inner());
-    for k in known.iter() {
-        for (at, _) in text.match_indices(k.as_str()) {
-            if stands_alone(bytes, at, at + k.len()) {
-                mask_chars(&mut out, text, at, at + k.len());
-            }
-        }
-    }
+    // A remembered spelling is masked only where it is not part of a longer word: a
+    // remembered `RUNNER_TOKEN` (a placeholder some config.toml files hold) must not mask the
+    // env var name `GITLAB_RUNNER_TOKEN`.
+    each_remembered(bytes, |from, to| mask_chars(&mut out, text, from, to));
     // Whole UTF-8 characters were replaced by ASCII `*`, so the text is still UTF-8.
     String::from_utf8(out).expect("masking keeps UTF-8")
-}
-
-/// Whether `text[from..to]` is not part of a longer word: a remembered `RUNNER_TOKEN` (a
-/// placeholder some config.toml files hold) must not mask the env var `GITLAB_RUNNER_TOKEN`.
-fn stands_alone(bytes: &[u8], from: usize, to: usize) -> bool {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    (from == 0 || !word(bytes[from - 1])) && bytes.get(to).is_none_or(|&b| !word(b))
 }
 
 /// Replaces each character of `text[from..to]` with as many `*` as it has bytes.

@@ -5,6 +5,7 @@ mod python;
 mod test_examples;
 mod test_fixtures;
 mod test_fleet;
+mod test_fuzz;
 mod test_import;
 mod test_local;
 mod test_malformed;
