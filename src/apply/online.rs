@@ -197,6 +197,7 @@ fn write_new_entry(
         &r.body.settings,
         inventory().runner(),
     );
+    ed.check_missing()?;
     save(path, &doc, applied)?;
     record(path, r, url, creds.id, applied)
 }

@@ -54,6 +54,21 @@ impl Secrets {
             .map(|(_, p)| p)
     }
 
+    /// Settings of a new entry: every secret they read must be at hand.
+    pub fn check_resolved(&self, settings: &crate::desired::Table) -> Result<(), crate::diag::Problem> {
+        let first = settings
+            .entries
+            .iter()
+            .find_map(|e| self.unresolved_in(&e.value));
+        match first {
+            Some(p) => Err(p.clone().help(
+                "a new config.toml entry is written with every declared setting: set it before \
+                 running runnerform",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The first unresolved reference inside `v`.
     pub fn unresolved_in(&self, v: &Value) -> Option<&crate::diag::Problem> {
         match v {

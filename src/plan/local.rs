@@ -158,6 +158,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             }
         };
         let Some(i) = found else {
+            inp.secrets.check_resolved(&r.body.settings)?;
             let mut p = missing_runner(r, managed, offline);
             if let Some(view) = inp.remote
                 && r.body.token.is_some()
