@@ -338,8 +338,7 @@ impl Problems {
             let budget = if p.is_error() {
                 MAX_SHOWN_PER_FILE
             } else {
-                MAX_SHOWN_PER_FILE
-                    .saturating_sub(errors.get(&loc.file).copied().unwrap_or(0))
+                MAX_SHOWN_PER_FILE.saturating_sub(errors.get(&loc.file).copied().unwrap_or(0))
             };
             let n = shown.entry((loc.file, p.is_error())).or_default();
             *n += 1;
@@ -364,7 +363,13 @@ impl Problems {
             let counts: Vec<String> = [(errors, "error"), (warnings, "warning")]
                 .into_iter()
                 .filter(|(n, _)| *n > 0)
-                .map(|(n, w)| if n == 1 { format!("1 more {w}") } else { format!("{n} more {w}s") })
+                .map(|(n, w)| {
+                    if n == 1 {
+                        format!("1 more {w}")
+                    } else {
+                        format!("{n} more {w}s")
+                    }
+                })
                 .collect();
             let message = format!("{} in {name} not shown", counts.join(" and "));
             let p = if errors > 0 {

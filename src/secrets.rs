@@ -212,13 +212,19 @@ mod tests {
         remember(legacy);
         let url: String = form_urlencoded::byte_serialize(legacy.as_bytes()).collect();
         let json = serde_json::to_string(legacy).unwrap();
-        let text = format!("raw {legacy} url {url} json {json} pct {}", percent_encode_all(legacy));
+        let text = format!(
+            "raw {legacy} url {url} json {json} pct {}",
+            percent_encode_all(legacy)
+        );
         let m = mask(&text);
         assert_eq!(m.len(), text.len());
         assert!(!m.contains("legacyRunner"), "{m}");
         assert!(m.starts_with("raw ***"));
         assert!(is_remembered(&format!("({legacy})")));
-        assert!(!is_remembered(&format!("x{legacy}x")), "part of a longer word");
+        assert!(
+            !is_remembered(&format!("x{legacy}x")),
+            "part of a longer word"
+        );
     }
 
     #[test]

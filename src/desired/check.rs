@@ -83,7 +83,11 @@ pub(super) fn check(d: &Desired, refs: RefCheck, problems: &mut Problems) {
         // A setting's secret that does not resolve is no reason to stop: an entry that
         // config.toml already has keeps the value it holds (an imported file plans before
         // anything is exported). Planning refuses a new entry that needs it.
-        let refs = if i >= credentials { RefCheck::Warn } else { refs };
+        let refs = if i >= credentials {
+            RefCheck::Warn
+        } else {
+            refs
+        };
         check_reference(d, secret, refs, problems);
     }
 }

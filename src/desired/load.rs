@@ -32,7 +32,9 @@ pub enum ReadError {
     Io(std::io::Error),
     /// Not a regular file: what it is instead.
     Special(&'static str),
-    TooLarge { limit: u64 },
+    TooLarge {
+        limit: u64,
+    },
 }
 
 impl std::fmt::Display for ReadError {
@@ -101,11 +103,8 @@ pub fn load(entry: &Path, problems: &mut Problems) -> Option<Files> {
             Ok(list) if !list.is_empty() => list,
             Ok(_) => {
                 problems.push(
-                    Problem::error(
-                        "io",
-                        format!("{} holds no .kdl file", entry.display()),
-                    )
-                    .help("pass a KDL file or a directory of KDL files with -f"),
+                    Problem::error("io", format!("{} holds no .kdl file", entry.display()))
+                        .help("pass a KDL file or a directory of KDL files with -f"),
                 );
                 return None;
             }
@@ -342,12 +341,9 @@ fn include(
             problems,
         ),
         Err(e) => problems.push(
-            Problem::error(
-                "include",
-                format!("cannot include {}: {e}", path.display()),
-            )
-            .at(&files.sources, loc(target.span()), "included here")
-            .help("include paths are relative to the file that includes them"),
+            Problem::error("include", format!("cannot include {}: {e}", path.display()))
+                .at(&files.sources, loc(target.span()), "included here")
+                .help("include paths are relative to the file that includes them"),
         ),
     }
 }

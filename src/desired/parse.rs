@@ -148,7 +148,11 @@ pub fn too_complex(text: &str) -> Option<(SourceSpan, String, String)> {
             b'(' => {
                 let start = i;
                 while i < b.len() && !matches!(b[i], b')' | b'\n') {
-                    i = if b[i] == b'"' { skip_quoted(b, i) } else { i + 1 };
+                    i = if b[i] == b'"' {
+                        skip_quoted(b, i)
+                    } else {
+                        i + 1
+                    };
                 }
                 if after_annotation {
                     return Some((

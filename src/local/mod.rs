@@ -101,9 +101,11 @@ pub fn read(path: &Path) -> Result<LocalView, Problem> {
 /// the secret settings ([`crate::desired::value::SECRET_KEYS`]).
 pub(crate) fn is_secret_key(key: &str) -> bool {
     key.eq_ignore_ascii_case("token")
-        || crate::desired::value::SECRET_KEYS
-            .iter()
-            .any(|k| k.rsplit('.').next().is_some_and(|last| last.eq_ignore_ascii_case(key)))
+        || crate::desired::value::SECRET_KEYS.iter().any(|k| {
+            k.rsplit('.')
+                .next()
+                .is_some_and(|last| last.eq_ignore_ascii_case(key))
+        })
 }
 
 fn remember_value(v: &str) {
@@ -118,7 +120,9 @@ fn remember_value(v: &str) {
 pub fn remember_secrets(table: &dyn toml_edit::TableLike) {
     for (k, item) in table.iter() {
         match item {
-            Item::Value(toml_edit::Value::String(s)) if is_secret_key(k) => remember_value(s.value()),
+            Item::Value(toml_edit::Value::String(s)) if is_secret_key(k) => {
+                remember_value(s.value())
+            }
             Item::Value(toml_edit::Value::InlineTable(t)) => remember_secrets(t),
             Item::Table(t) => remember_secrets(t),
             Item::ArrayOfTables(a) => a.iter().for_each(|t| remember_secrets(t)),

@@ -55,7 +55,10 @@ impl Secrets {
     }
 
     /// Settings of a new entry: every secret they read must be at hand.
-    pub fn check_resolved(&self, settings: &crate::desired::Table) -> Result<(), crate::diag::Problem> {
+    pub fn check_resolved(
+        &self,
+        settings: &crate::desired::Table,
+    ) -> Result<(), crate::diag::Problem> {
         let first = settings
             .entries
             .iter()

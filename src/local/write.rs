@@ -303,7 +303,10 @@ mod tests {
 
     #[test]
     fn line_endings_are_kept_line_by_line() {
-        assert_eq!(keep_line_endings("a\r\nb\r\n", "a\nc\nb\n"), "a\r\nc\r\nb\r\n");
+        assert_eq!(
+            keep_line_endings("a\r\nb\r\n", "a\nc\nb\n"),
+            "a\r\nc\r\nb\r\n"
+        );
         assert_eq!(keep_line_endings("a\nb\n", "a\nc\n"), "a\nc\n");
         let mixed = "a = 1\r\nb = 2\nc = 3\r\n";
         let new = "a = 1\nb = 5\nc = 3\nd = 4\n";
@@ -326,13 +329,27 @@ mod tests {
         let link = dir.path().join("config.toml");
         std::os::unix::fs::symlink("real.toml", &link).unwrap();
         replace(&link, b"a = 2\n", 0o600).unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(std::fs::read_to_string(&real).unwrap(), "a = 2\n");
         let dangling = dir.path().join("dangling.toml");
         std::os::unix::fs::symlink("missing/target.toml", &dangling).unwrap();
         let err = replace(&dangling, b"a = 3\n", 0o600).unwrap_err();
-        assert!(err.message.contains("missing/target.toml"), "{}", err.message);
-        assert!(std::fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+        assert!(
+            err.message.contains("missing/target.toml"),
+            "{}",
+            err.message
+        );
+        assert!(
+            std::fs::symlink_metadata(&dangling)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]

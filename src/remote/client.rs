@@ -305,7 +305,10 @@ fn redirected(status: u16, resp: &reqwest::Response) -> RemoteError {
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
-        .map(|l| from.join(l).map_or_else(|_| l.to_string(), |u| u.to_string()));
+        .map(|l| {
+            from.join(l)
+                .map_or_else(|_| l.to_string(), |u| u.to_string())
+        });
     let same = to
         .as_deref()
         .and_then(|t| reqwest::Url::parse(t).ok())

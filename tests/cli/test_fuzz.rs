@@ -48,18 +48,77 @@ fn budget() -> Duration {
 /// Fragments that reach the parsers' corners: nesting, annotations, strings of every kind,
 /// comments, bytes that are not UTF-8, special files, long runs.
 const KDL_PIECES: &[&[u8]] = &[
-    b"{", b"}", b"(t)", b"(", b")", b"\"", b"#\"", b"\"#", b"\"\"\"\n", b"r#\"", b"/*", b"*/",
-    b"//", b"/-", b"\\", b";", b"=", b"#true", b"false", b"#null", b"#inf", b"-", b"0x",
-    b"1e999", b"\xff", b"\xc3", b"\x00", b"\r\n", b"\t", b"\xef\xbb\xbf", b"include \"/dev/zero\"\n",
-    b"include \"runners.kdl\"\n", b"runner \"x\" {\n", b"token env=\"X\"\n", b"count=",
-    b"defaults {", b"template \"t\" {", b"host \"h\" {", b"docker {", b"99999999999999999999",
+    b"{",
+    b"}",
+    b"(t)",
+    b"(",
+    b")",
+    b"\"",
+    b"#\"",
+    b"\"#",
+    b"\"\"\"\n",
+    b"r#\"",
+    b"/*",
+    b"*/",
+    b"//",
+    b"/-",
+    b"\\",
+    b";",
+    b"=",
+    b"#true",
+    b"false",
+    b"#null",
+    b"#inf",
+    b"-",
+    b"0x",
+    b"1e999",
+    b"\xff",
+    b"\xc3",
+    b"\x00",
+    b"\r\n",
+    b"\t",
+    b"\xef\xbb\xbf",
+    b"include \"/dev/zero\"\n",
+    b"include \"runners.kdl\"\n",
+    b"runner \"x\" {\n",
+    b"token env=\"X\"\n",
+    b"count=",
+    b"defaults {",
+    b"template \"t\" {",
+    b"host \"h\" {",
+    b"docker {",
+    b"99999999999999999999",
 ];
 
 const TOML_PIECES: &[&[u8]] = &[
-    b"[", b"]", b"[[runners]]\n", b"{", b"}", b"\"", b"'''", b"\"\"\"", b"=", b"\n", b"\r\n",
-    b"\\u", b"\xff", b"\x00", b"token = \"legacytok3n0001\"\n", b"name = \"x\"\n",
-    b"url = \"$URL\"\n", b"id = 1\n", b"[runners.docker]\n", b"a.b.c = 1\n", b"1979-05-27T07:32:00Z",
-    b"inf", b"nan", b"0x", b"#", b"executor = \"docker\"\n", b"volumes = [", b"], ",
+    b"[",
+    b"]",
+    b"[[runners]]\n",
+    b"{",
+    b"}",
+    b"\"",
+    b"'''",
+    b"\"\"\"",
+    b"=",
+    b"\n",
+    b"\r\n",
+    b"\\u",
+    b"\xff",
+    b"\x00",
+    b"token = \"legacytok3n0001\"\n",
+    b"name = \"x\"\n",
+    b"url = \"$URL\"\n",
+    b"id = 1\n",
+    b"[runners.docker]\n",
+    b"a.b.c = 1\n",
+    b"1979-05-27T07:32:00Z",
+    b"inf",
+    b"nan",
+    b"0x",
+    b"#",
+    b"executor = \"docker\"\n",
+    b"volumes = [",
+    b"], ",
 ];
 
 /// One random change to `input`, sometimes several stacked.
@@ -181,10 +240,18 @@ fn run_kdl(env: &TestEnvironment, input: &[u8]) -> Result<(), String> {
         match status.code() {
             Some(0..=2) => {}
             Some(c) => return Err(format!("{args:?} exited {c}: {}", tail(&stderr))),
-            None => return Err(format!("{args:?} was killed by a signal: {}", tail(&stderr))),
+            None => {
+                return Err(format!(
+                    "{args:?} was killed by a signal: {}",
+                    tail(&stderr)
+                ));
+            }
         }
         if stderr.len() > 2 << 20 {
-            return Err(format!("{args:?} printed {} bytes of diagnostics", stderr.len()));
+            return Err(format!(
+                "{args:?} printed {} bytes of diagnostics",
+                stderr.len()
+            ));
         }
         for code in ["runnerform::syntax", "runnerform::encoding"] {
             let errors = stderr.matches(code).count();
@@ -194,7 +261,10 @@ fn run_kdl(env: &TestEnvironment, input: &[u8]) -> Result<(), String> {
                 .filter(|block| block.contains("╭─["))
                 .count();
             if errors != located {
-                return Err(format!("{args:?}: a KDL error without a location: {}", tail(&stderr)));
+                return Err(format!(
+                    "{args:?}: a KDL error without a location: {}",
+                    tail(&stderr)
+                ));
             }
         }
     }
@@ -297,7 +367,9 @@ fn fuzz(
 fn fuzzed_kdl_files_never_crash_hang_or_go_unlocated() {
     let env = TestEnvironment::new();
     env.write("config.toml", "concurrent = 1\n");
-    let runs = fuzz("kdl", &kdl_seeds(), KDL_PIECES, |input| run_kdl(&env, input));
+    let runs = fuzz("kdl", &kdl_seeds(), KDL_PIECES, |input| {
+        run_kdl(&env, input)
+    });
     eprintln!("kdl: {runs} inputs");
     assert!(runs > 0);
 }
