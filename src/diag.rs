@@ -108,7 +108,10 @@ pub struct Problem {
     pub label: String,
     pub help: Option<String>,
     pub loc: Option<Loc>,
-    source: Option<Shown>,
+    source: Option<NamedSource<Arc<String>>>,
+    /// What is shown of `source`, decided when first rendered: finding the line of a
+    /// problem costs a pass over the file, which thousands of problems must not each pay.
+    shown: std::sync::OnceLock<Shown>,
 }
 
 /// What a problem shows of its file: the whole text, or a window of one long line.
@@ -199,6 +202,7 @@ impl Problem {
             help: None,
             loc: None,
             source: None,
+            shown: std::sync::OnceLock::new(),
         }
     }
 
@@ -210,13 +214,8 @@ impl Problem {
     }
 
     pub fn at(mut self, sources: &Sources, loc: Loc, label: impl Into<String>) -> Self {
-        let named = &sources.get(loc.file).named;
-        self.source = Some(
-            match Window::around(named.name(), named.inner().as_str(), loc.span) {
-                Some(w) => Shown::Window(w),
-                None => Shown::Whole(named.clone()),
-            },
-        );
+        self.source = Some(sources.get(loc.file).named.clone());
+        self.shown = std::sync::OnceLock::new();
         self.loc = Some(loc);
         self.label = label.into();
         self
@@ -232,10 +231,18 @@ impl Problem {
     }
 
     fn file_name(&self) -> Option<String> {
-        match self.source.as_ref()? {
-            Shown::Whole(s) => Some(s.name().to_string()),
-            Shown::Window(w) => Some(w.name.clone()),
-        }
+        self.source.as_ref().map(|s| s.name().to_string())
+    }
+
+    fn shown(&self) -> Option<&Shown> {
+        let named = self.source.as_ref()?;
+        let loc = self.loc?;
+        Some(self.shown.get_or_init(|| {
+            match Window::around(named.name(), named.inner().as_str(), loc.span) {
+                Some(w) => Shown::Window(w),
+                None => Shown::Whole(named.clone()),
+            }
+        }))
     }
 }
 
@@ -263,7 +270,7 @@ impl Diagnostic for Problem {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        match self.source.as_ref()? {
+        match self.shown()? {
             Shown::Whole(s) => Some(s as &dyn miette::SourceCode),
             Shown::Window(w) => Some(w as &dyn miette::SourceCode),
         }
@@ -271,7 +278,7 @@ impl Diagnostic for Problem {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let loc = self.loc?;
-        let span = match &self.source {
+        let span = match self.shown() {
             Some(Shown::Window(w)) => w.clip(loc.span),
             _ => loc.span,
         };

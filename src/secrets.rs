@@ -41,6 +41,11 @@ pub fn remember(value: &str) {
     if value.chars().count() < MIN_REMEMBERED_LEN {
         return;
     }
+    // Masking by prefix already hides such a token, in every spelling (it has no character
+    // that encoding changes), and keeps its prefix visible: a reader sees what kind it was.
+    if looks_like_token(value) && value.bytes().all(is_token_char) {
+        return;
+    }
     let mut spellings = vec![value.to_string()];
     spellings.push(form_urlencoded::byte_serialize(value.as_bytes()).collect());
     spellings.push(percent_encode_all(value));

@@ -227,10 +227,10 @@ fn run_kdl(env: &TestEnvironment, input: &[u8]) -> Result<(), String> {
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
-            if start.elapsed() > Duration::from_secs(60) {
+            if start.elapsed() > Duration::from_secs(120) {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{args:?} did not finish in 60 s"));
+                return Err(format!("{args:?} did not finish in 120 s"));
             }
             std::thread::sleep(Duration::from_millis(5));
         };
