@@ -260,7 +260,14 @@ fn read_file(
                 problems.push(p);
             }
             if err.diagnostics.is_empty() {
-                problems.push(Problem::error("syntax", "invalid KDL document"));
+                problems.push(Problem::error("syntax", "invalid KDL document").at(
+                    &files.sources,
+                    Loc {
+                        file: id,
+                        span: (0, 0).into(),
+                    },
+                    "in this file",
+                ));
             }
         }
     }
