@@ -140,7 +140,19 @@ impl Window {
         let at = span.offset().min(text.len());
         let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-        if line_end - line_start <= MAX_EXCERPT_LINE {
+        // miette also prints the line before and after: a long neighbour counts as well.
+        let prev_start = text[..line_start.saturating_sub(1)]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let next_end = text
+            .get(line_end + 1..)
+            .and_then(|rest| rest.find('\n'))
+            .map_or(text.len(), |i| line_end + 1 + i);
+        let long = |a: usize, b: usize| b.saturating_sub(a) > MAX_EXCERPT_LINE;
+        if !long(line_start, line_end)
+            && !long(prev_start, line_start)
+            && !long(line_end, next_end)
+        {
             return None;
         }
         let floor = |mut i: usize| {

@@ -222,21 +222,27 @@ fn run_kdl(env: &TestEnvironment, input: &[u8]) -> Result<(), String> {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // Read while it runs: a child writing more than a pipe holds would otherwise block.
+        let mut pipe = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut stderr = String::new();
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+            stderr
+        });
         let start = Instant::now();
         let status = loop {
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
-            if start.elapsed() > Duration::from_secs(120) {
+            if start.elapsed() > Duration::from_secs(30) {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{args:?} did not finish in 120 s"));
+                return Err(format!("{args:?} did not finish in 30 s"));
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let mut stderr = String::new();
-        use std::io::Read;
-        let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+        let stderr = reader.join().unwrap_or_default();
         match status.code() {
             Some(0..=2) => {}
             Some(c) => return Err(format!("{args:?} exited {c}: {}", tail(&stderr))),
