@@ -149,9 +149,7 @@ impl Window {
             .and_then(|rest| rest.find('\n'))
             .map_or(text.len(), |i| line_end + 1 + i);
         let long = |a: usize, b: usize| b.saturating_sub(a) > MAX_EXCERPT_LINE;
-        if !long(line_start, line_end)
-            && !long(prev_start, line_start)
-            && !long(line_end, next_end)
+        if !long(line_start, line_end) && !long(prev_start, line_start) && !long(line_end, next_end)
         {
             return None;
         }
