@@ -9,9 +9,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
-    SourceSpan,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError,
+    MietteSpanContents, NamedSource, Severity, SourceCode, SourceSpan, SpanContents,
 };
+
+/// Lines longer than this are shown as a window around the label: miette draws the whole
+/// line (and panics past column 65,535), so one 30 KB line would be printed with every error.
+pub const MAX_EXCERPT_LINE: usize = 400;
+
+/// Bytes of a long line shown on each side of a label.
+const WINDOW_SIDE: usize = 120;
+
+/// The longest part of a label shown on a long line.
+const WINDOW_LABEL: usize = 160;
+
+/// Errors shown per file; the rest are counted. Fixing the first ones usually fixes many.
+pub const MAX_SHOWN_PER_FILE: usize = 50;
 
 /// Index of a file in [`Sources`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,6 +109,97 @@ pub struct Problem {
     pub help: Option<String>,
     pub loc: Option<Loc>,
     source: Option<NamedSource<Arc<String>>>,
+    /// What is shown of `source`, decided when first rendered: finding the line of a
+    /// problem costs a pass over the file, which thousands of problems must not each pay.
+    shown: std::sync::OnceLock<Shown>,
+}
+
+/// What a problem shows of its file: the whole text, or a window of one long line.
+#[derive(Debug, Clone)]
+enum Shown {
+    Whole(NamedSource<Arc<String>>),
+    Window(Window),
+}
+
+/// Part of one long line, placed where it is in the file so that line and column numbers
+/// stay those of the file.
+#[derive(Debug, Clone)]
+struct Window {
+    name: String,
+    text: String,
+    /// Byte offset of `text` in the file.
+    offset: usize,
+    /// 0-based line and character column of `text`'s first byte.
+    line: usize,
+    column: usize,
+}
+
+impl Window {
+    /// A window of the line holding `span`, or `None` when that line is short enough.
+    fn around(name: &str, text: &str, span: SourceSpan) -> Option<Window> {
+        let at = span.offset().min(text.len());
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        // miette also prints the line before and after: a long neighbour counts as well.
+        let prev_start = text[..line_start.saturating_sub(1)]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let next_end = text
+            .get(line_end + 1..)
+            .and_then(|rest| rest.find('\n'))
+            .map_or(text.len(), |i| line_end + 1 + i);
+        let long = |a: usize, b: usize| b.saturating_sub(a) > MAX_EXCERPT_LINE;
+        if !long(line_start, line_end) && !long(prev_start, line_start) && !long(line_end, next_end)
+        {
+            return None;
+        }
+        let floor = |mut i: usize| {
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let from = floor(at.saturating_sub(WINDOW_SIDE).max(line_start));
+        let label_end = (at + span.len().min(WINDOW_LABEL)).min(line_end);
+        let to = floor((label_end + WINDOW_SIDE).min(line_end));
+        let (line, column) = line_col(text, from);
+        Some(Window {
+            name: name.to_string(),
+            text: text[from..to].to_string(),
+            offset: from,
+            line: line - 1,
+            column: column - 1,
+        })
+    }
+
+    /// `span` cut to what the window shows.
+    fn clip(&self, span: SourceSpan) -> SourceSpan {
+        let end = self.offset + self.text.len();
+        let start = span.offset().clamp(self.offset, end);
+        let stop = (span.offset() + span.len()).clamp(start, end);
+        SourceSpan::new(start.into(), stop - start)
+    }
+}
+
+impl SourceCode for Window {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        _before: usize,
+        _after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let span = self.clip(*span);
+        let local = span.offset() - self.offset;
+        let column = self.column + self.text[..local].chars().count();
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            self.text.as_bytes(),
+            SourceSpan::new(self.offset.into(), self.text.len()),
+            self.line,
+            column,
+            1,
+        )))
+    }
 }
 
 impl Problem {
@@ -108,6 +212,7 @@ impl Problem {
             help: None,
             loc: None,
             source: None,
+            shown: std::sync::OnceLock::new(),
         }
     }
 
@@ -120,6 +225,7 @@ impl Problem {
 
     pub fn at(mut self, sources: &Sources, loc: Loc, label: impl Into<String>) -> Self {
         self.source = Some(sources.get(loc.file).named.clone());
+        self.shown = std::sync::OnceLock::new();
         self.loc = Some(loc);
         self.label = label.into();
         self
@@ -139,6 +245,21 @@ impl Problem {
         let (source, loc) = (self.source.as_ref()?, self.loc?);
         let (line, col) = line_col(source.inner(), loc.span.offset());
         Some((source.name().to_string(), line, col))
+    }
+
+    fn file_name(&self) -> Option<String> {
+        self.source.as_ref().map(|s| s.name().to_string())
+    }
+
+    fn shown(&self) -> Option<&Shown> {
+        let named = self.source.as_ref()?;
+        let loc = self.loc?;
+        Some(self.shown.get_or_init(|| {
+            match Window::around(named.name(), named.inner().as_str(), loc.span) {
+                Some(w) => Shown::Window(w),
+                None => Shown::Whole(named.clone()),
+            }
+        }))
     }
 }
 
@@ -166,14 +287,21 @@ impl Diagnostic for Problem {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+        match self.shown()? {
+            Shown::Whole(s) => Some(s as &dyn miette::SourceCode),
+            Shown::Window(w) => Some(w as &dyn miette::SourceCode),
+        }
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let loc = self.loc?;
+        let span = match self.shown() {
+            Some(Shown::Window(w)) => w.clip(loc.span),
+            _ => loc.span,
+        };
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             Some(self.label.clone()),
-            loc.span,
+            span,
         ))))
     }
 }
@@ -210,6 +338,74 @@ impl Problems {
         });
         self.list
             .dedup_by(|a, b| a.loc == b.loc && a.message == b.message && a.code == b.code);
+        self.limited()
+    }
+
+    /// At most [`MAX_SHOWN_PER_FILE`] problems per file, then one that counts the rest: a
+    /// mangled file must not print without bound.
+    fn limited(mut self) -> Self {
+        use std::collections::HashMap;
+        // Errors come first: warnings get what the errors leave of the budget.
+        let mut errors: HashMap<FileId, usize> = HashMap::new();
+        for p in self.list.iter().filter(|p| p.is_error()) {
+            if let Some(loc) = p.loc {
+                *errors.entry(loc.file).or_default() += 1;
+            }
+        }
+        let mut shown: HashMap<(FileId, bool), usize> = HashMap::new();
+        // Per file: its name, hidden errors, hidden warnings.
+        let mut hidden: Vec<(FileId, String, usize, usize)> = Vec::new();
+        self.list.retain(|p| {
+            let Some(loc) = p.loc else {
+                return true;
+            };
+            let budget = if p.is_error() {
+                MAX_SHOWN_PER_FILE
+            } else {
+                MAX_SHOWN_PER_FILE.saturating_sub(errors.get(&loc.file).copied().unwrap_or(0))
+            };
+            let n = shown.entry((loc.file, p.is_error())).or_default();
+            *n += 1;
+            if *n <= budget {
+                return true;
+            }
+            let i = match hidden.iter().position(|h| h.0 == loc.file) {
+                Some(i) => i,
+                None => {
+                    hidden.push((loc.file, p.file_name().unwrap_or_default(), 0, 0));
+                    hidden.len() - 1
+                }
+            };
+            if p.is_error() {
+                hidden[i].2 += 1;
+            } else {
+                hidden[i].3 += 1;
+            }
+            false
+        });
+        for (_, name, errors, warnings) in hidden {
+            let counts: Vec<String> = [(errors, "error"), (warnings, "warning")]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, w)| {
+                    if n == 1 {
+                        format!("1 more {w}")
+                    } else {
+                        format!("{n} more {w}s")
+                    }
+                })
+                .collect();
+            let message = format!("{} in {name} not shown", counts.join(" and "));
+            let p = if errors > 0 {
+                Problem::error("too_many_problems", message)
+            } else {
+                Problem::warning("too_many_problems", message)
+            };
+            self.list.push(p.help(format!(
+                "runnerform shows the first {MAX_SHOWN_PER_FILE} problems of a file; fix those \
+                 and run again"
+            )));
+        }
         self
     }
 }
@@ -234,7 +430,8 @@ pub fn render(problem: &dyn Diagnostic, style: Style) -> String {
     if handler.render_report(&mut out, problem).is_err() {
         out = format!("{problem}\n");
     }
-    out
+    // Values learnt to be secret after the source was read (an inline token) are masked here.
+    crate::secrets::mask(&out)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub mod diag;
 pub mod duration;
 pub mod engine;
 pub mod exit;
-pub(crate) mod import;
+pub mod import;
 pub mod keys;
 pub mod local;
 pub mod output;

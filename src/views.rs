@@ -54,15 +54,7 @@ pub fn resolve_settings_secrets(d: &Desired) -> Result<Secrets, Problem> {
     for r in &d.runners {
         collect_secrets(&r.body.settings, &mut refs);
     }
-    let mut secrets = Secrets::default();
-    for r in refs {
-        if secrets.get(&r.source).is_some() {
-            continue;
-        }
-        let value = resolve(d, r)?;
-        secrets.values.push((r.source.clone(), value));
-    }
-    Ok(secrets)
+    Ok(Secrets::resolve_all(refs, |r| resolve(d, r)))
 }
 
 /// The value behind a reference: an env var, or a file's contents without the trailing newline.
@@ -72,7 +64,7 @@ pub fn resolve(d: &Desired, r: &SecretRef) -> Result<String, Problem> {
             .at(&d.sources, r.loc, "referenced here")
             .help("set it before running runnerform")
     };
-    match &r.source {
+    let value = match &r.source {
         SecretSource::Env(name) => match std::env::var(name) {
             Ok(v) if !v.is_empty() => Ok(v),
             _ => Err(missing(format!("environment variable {name} is not set"))),
@@ -89,5 +81,6 @@ pub fn resolve(d: &Desired, r: &SecretRef) -> Result<String, Problem> {
                     ))
                 })
         }
-    }
+    };
+    value.inspect(|v| crate::secrets::remember(v))
 }

@@ -393,8 +393,8 @@ impl Run<'_> {
             .document
             .assemble(&sh.done, &sh.fills)
             .map_err(|e| Problem::error("internal", format!("cannot write config.toml: {e}")))?;
-        let text = doc.to_string();
         let before = crate::local::read(self.path)?.original.unwrap_or_default();
+        let text = write::keep_line_endings(&before, &doc.to_string());
         if text != before {
             write::replace(self.path, text.as_bytes(), 0o600)?;
             sh.outcome.config_written = true;

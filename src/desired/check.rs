@@ -69,16 +69,25 @@ pub(super) fn check(d: &Desired, refs: RefCheck, problems: &mut Problems) {
                 .filter_map(|r| r.body.registration_token.as_ref()),
         );
     }
+    let credentials = secrets.len();
     collect_secrets(&d.config.globals, &mut secrets);
     for r in &d.runners {
         collect_secrets(&r.body.settings, &mut secrets);
     }
     let mut reported: Vec<&SecretRef> = Vec::new();
-    for secret in secrets {
+    for (i, secret) in secrets.into_iter().enumerate() {
         if reported.contains(&secret) {
             continue;
         }
         reported.push(secret);
+        // A setting's secret that does not resolve is no reason to stop: an entry that
+        // config.toml already has keeps the value it holds (an imported file plans before
+        // anything is exported). Planning refuses a new entry that needs it.
+        let refs = if i >= credentials {
+            RefCheck::Warn
+        } else {
+            refs
+        };
         check_reference(d, secret, refs, problems);
     }
 }

@@ -580,6 +580,10 @@ fn token_ref(cx: &mut Cx, node: &KdlNode, context: Context) -> Option<SecretRef>
         return r;
     }
     let form = form_of(context, "token");
+    // Whatever is written there is a credential, prefix or not: the excerpt must not show it.
+    if let Some(s) = node.entries().first().and_then(|e| e.value().as_string()) {
+        crate::secrets::remember(s);
+    }
     let (span, label) = match node.entries().first() {
         Some(e) if e.value().as_string().is_some_and(looks_like_token) => {
             (e.span(), "a token written inline")

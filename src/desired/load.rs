@@ -1,16 +1,29 @@
-//! Reading KDL files: the entry file and everything it includes.
+//! Reading KDL files: the entry file (or every `.kdl` file of a directory) and everything
+//! they include.
 //!
 //! `include "path"` at the top level splices another file's top-level nodes in its place.
 //! Paths are relative to the including file. A file is read once even when several files
 //! include it (a fleet's shared defaults), and a cycle is an error. The entry file `-` is
 //! read from stdin (a provisioning script can pipe it in); what it includes is relative to the
 //! current directory.
+//!
+//! Every read is bounded: devices, FIFOs and sockets are refused before a byte is read (an
+//! `include "/dev/zero"` would otherwise read until memory runs out, a FIFO block forever),
+//! and a file larger than [`MAX_KDL_BYTES`] is refused.
 
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use kdl::KdlNode;
 
 use crate::diag::{FileId, Loc, Problem, Problems, Sources};
+
+/// The largest KDL file read: a thousand-runner fleet is a few hundred KB.
+pub const MAX_KDL_BYTES: u64 = 16 << 20;
+
+/// The entry file name that means stdin.
+pub const STDIN: &str = "-";
 
 /// The top-level nodes of all files, includes spliced in place.
 pub struct Files {
@@ -18,38 +31,101 @@ pub struct Files {
     pub nodes: Vec<(FileId, KdlNode)>,
 }
 
-/// The entry file name that means stdin.
-pub const STDIN: &str = "-";
+/// Why a file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(std::io::Error),
+    /// Not a regular file: what it is instead.
+    Special(&'static str),
+    TooLarge {
+        limit: u64,
+    },
+}
 
-/// The most read from stdin: far beyond any fleet, and a bound on a pipe that never ends.
-const STDIN_LIMIT: u64 = 64 << 20;
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => f.write_str(&io_reason(e)),
+            ReadError::Special(what) => write!(f, "it is {what}, not a regular file"),
+            ReadError::TooLarge { limit } => {
+                write!(f, "it is larger than {} MB", limit / (1 << 20))
+            }
+        }
+    }
+}
+
+/// Reads at most `limit` bytes of a regular file. The file is opened without blocking and
+/// its type checked on the open descriptor, so a FIFO or device is never read from.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(ReadError::Io)?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    let ty = meta.file_type();
+    let special = if ty.is_dir() {
+        Some("a directory")
+    } else if ty.is_fifo() {
+        Some("a FIFO")
+    } else if ty.is_socket() {
+        Some("a socket")
+    } else if ty.is_char_device() || ty.is_block_device() {
+        Some("a device")
+    } else if !ty.is_file() {
+        Some("a special file")
+    } else {
+        None
+    };
+    if let Some(what) = special {
+        return Err(ReadError::Special(what));
+    }
+    if meta.len() > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    Ok(bytes)
+}
+
+/// A file's text, or where its first byte that is not UTF-8 is: the error then shows the
+/// text up to there, so that it has a line and column.
+fn decode_utf8(bytes: Vec<u8>) -> Result<String, (String, usize)> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        (String::from_utf8_lossy(e.as_bytes()).into_owned(), at)
+    })
+}
 
 pub fn load(entry: &Path, problems: &mut Problems) -> Option<Files> {
-    let from_stdin = entry == Path::new(STDIN);
-    let read = if from_stdin {
-        read_stdin()
-    } else {
-        std::fs::read_to_string(entry).map_err(|e| io_reason(&e))
-    };
-    let text = match read {
-        Ok(t) => t,
-        Err(reason) => {
-            let name = if from_stdin {
-                "stdin".to_string()
-            } else {
-                entry.display().to_string()
-            };
-            problems.push(
-                Problem::error("io", format!("cannot read {name}: {reason}"))
-                    .help("pass the file with -f FILE (or -f - for stdin), or set RUNNERFORM_FILE"),
-            );
-            return None;
+    if entry == Path::new(STDIN) {
+        return load_stdin(problems);
+    }
+    let entries = if entry.is_dir() {
+        match kdl_files_in(entry) {
+            Ok(list) if !list.is_empty() => list,
+            Ok(_) => {
+                problems.push(
+                    Problem::error("io", format!("{} holds no .kdl file", entry.display()))
+                        .help("pass a KDL file or a directory of KDL files with -f"),
+                );
+                return None;
+            }
+            Err(e) => {
+                problems.push(Problem::error(
+                    "io",
+                    format!("cannot read {}: {}", entry.display(), io_reason(&e)),
+                ));
+                return None;
+            }
         }
-    };
-    let display = if from_stdin {
-        "<stdin>".to_string()
     } else {
-        entry.display().to_string()
+        vec![entry.to_path_buf()]
     };
     let mut files = Files {
         sources: Sources::default(),
@@ -57,28 +133,88 @@ pub fn load(entry: &Path, problems: &mut Problems) -> Option<Files> {
     };
     let mut seen = Vec::new();
     let mut stack = Vec::new();
+    for path in entries {
+        if seen.contains(&canonical(&path)) {
+            continue;
+        }
+        let text = match read_bounded(&path, MAX_KDL_BYTES) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(
+                    Problem::error("io", format!("cannot read {}: {e}", path.display()))
+                        .help("pass the file with -f FILE, or set RUNNERFORM_FILE"),
+                );
+                return None;
+            }
+        };
+        read_file(
+            &path,
+            path.display().to_string(),
+            text,
+            &mut files,
+            &mut seen,
+            &mut stack,
+            problems,
+        );
+    }
+    Some(files)
+}
+
+/// The entry file from stdin, at most [`MAX_KDL_BYTES`]: a pipe that never ends is bounded.
+fn load_stdin(problems: &mut Problems) -> Option<Files> {
+    let mut bytes = Vec::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_KDL_BYTES + 1)
+        .read_to_end(&mut bytes);
+    let why = match read {
+        Err(e) => Some(io_reason(&e)),
+        Ok(_) if bytes.len() as u64 > MAX_KDL_BYTES => {
+            Some(format!("more than {} MB", MAX_KDL_BYTES >> 20))
+        }
+        Ok(_) if bytes.is_empty() => Some("stdin is empty (nothing was piped in?)".into()),
+        Ok(_) => None,
+    };
+    if let Some(why) = why {
+        problems.push(
+            Problem::error("io", format!("cannot read stdin: {why}"))
+                .help("pass the file with -f FILE (or -f - for stdin), or set RUNNERFORM_FILE"),
+        );
+        return None;
+    }
+    let mut files = Files {
+        sources: Sources::default(),
+        nodes: Vec::new(),
+    };
     read_file(
-        entry, display, text, &mut files, &mut seen, &mut stack, problems,
+        Path::new(STDIN),
+        "<stdin>".to_string(),
+        bytes,
+        &mut files,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        problems,
     );
     Some(files)
 }
 
-/// All of stdin as text, at most [`STDIN_LIMIT`] bytes.
-fn read_stdin() -> Result<String, String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(STDIN_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_reason(&e))?;
-    if bytes.len() as u64 > STDIN_LIMIT {
-        return Err(format!("more than {} MiB", STDIN_LIMIT >> 20));
+/// The `.kdl` files of a directory, by name: `-f DIR` reads them as if one file included
+/// each. Files that start with `.` (editor backups) are not read.
+fn kdl_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(".kdl") {
+            continue;
+        }
+        if e.file_type()?.is_file() || e.path().is_file() {
+            out.push(e.path());
+        }
     }
-    if bytes.is_empty() {
-        return Err("stdin is empty (nothing was piped in?)".into());
-    }
-    String::from_utf8(bytes).map_err(|_| "stdin is not UTF-8 text".into())
+    out.sort();
+    Ok(out)
 }
 
 pub(crate) fn io_reason(e: &std::io::Error) -> String {
@@ -96,17 +232,45 @@ fn canonical(path: &Path) -> PathBuf {
 fn read_file(
     path: &Path,
     display: String,
-    text: String,
+    bytes: Vec<u8>,
     files: &mut Files,
     seen: &mut Vec<PathBuf>,
     stack: &mut Vec<PathBuf>,
     problems: &mut Problems,
 ) {
-    let id = files.sources.add(path, display, text);
     let canon = canonical(path);
     seen.push(canon.clone());
+    let text = match decode_utf8(bytes) {
+        Ok(t) => t,
+        Err((shown, at)) => {
+            let id = files.sources.add(path, display, shown);
+            problems.push(
+                Problem::error("encoding", "the file is not valid UTF-8")
+                    .at(
+                        &files.sources,
+                        Loc {
+                            file: id,
+                            span: (at, 1).into(),
+                        },
+                        "this byte is not UTF-8",
+                    )
+                    .help("KDL files are UTF-8: save the file as UTF-8"),
+            );
+            return;
+        }
+    };
+    let id = files.sources.add(path, display, text);
     stack.push(canon);
     let text = files.sources.get(id).text().to_string();
+    if let Some((span, message, help)) = super::parse::too_complex(&text) {
+        problems.push(
+            Problem::error("too_complex", message)
+                .at(&files.sources, Loc { file: id, span }, "here")
+                .help(help),
+        );
+        stack.pop();
+        return;
+    }
     match super::parse::parse_nodes(&text) {
         Ok(nodes) => {
             for node in nodes {
@@ -134,13 +298,22 @@ fn read_file(
                     d.label.clone().unwrap_or_else(|| "here".into()),
                 );
                 p = p.help(d.help.clone().unwrap_or_else(|| {
-                    "runnerform reads KDL v2 (and whole files in KDL v1); see https://kdl.dev"
-                        .into()
+                    super::parse::hint(&text, d.span).unwrap_or_else(|| {
+                        "runnerform reads KDL v2 (and whole files in KDL v1); see https://kdl.dev"
+                            .into()
+                    })
                 }));
                 problems.push(p);
             }
             if err.diagnostics.is_empty() {
-                problems.push(Problem::error("syntax", "invalid KDL document"));
+                problems.push(Problem::error("syntax", "invalid KDL document").at(
+                    &files.sources,
+                    Loc {
+                        file: id,
+                        span: (0, 0).into(),
+                    },
+                    "in this file",
+                ));
             }
         }
     }
@@ -210,7 +383,7 @@ fn include(
     if seen.contains(&canon) {
         return;
     }
-    match std::fs::read_to_string(&path) {
+    match read_bounded(&path, MAX_KDL_BYTES) {
         Ok(text) => read_file(
             &path,
             path.display().to_string(),
@@ -221,12 +394,9 @@ fn include(
             problems,
         ),
         Err(e) => problems.push(
-            Problem::error(
-                "include",
-                format!("cannot include {}: {}", path.display(), io_reason(&e)),
-            )
-            .at(&files.sources, loc(target.span()), "included here")
-            .help("include paths are relative to the file that includes them"),
+            Problem::error("include", format!("cannot include {}: {e}", path.display()))
+                .at(&files.sources, loc(target.span()), "included here")
+                .help("include paths are relative to the file that includes them"),
         ),
     }
 }

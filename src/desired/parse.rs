@@ -7,6 +7,12 @@
 //! the scanner does not fully understand (raw or multi-line strings, line continuations)
 //! keeps the document whole, and if any piece fails to parse, the whole document is parsed
 //! again so that errors and the KDL v1 fallback are exactly the parser's own.
+//!
+//! The parser recurses, and some inputs (deep nesting, runs of type annotations) would
+//! overflow the stack and abort the process: [`too_complex`] refuses the shapes known to do
+//! that before the parser sees them, and the parser runs on threads with a large stack as a
+//! second line of defence. KDL v1 is read only from files that are v1: a v2 file with a
+//! mistake gets the v2 parser's error, with a hint for v1 habits (`false` for `#false`).
 
 use std::ops::Range;
 
@@ -15,6 +21,12 @@ use miette::SourceSpan;
 
 /// Below this size the document is parsed in one piece.
 const SPLIT_FROM_BYTES: usize = 32 * 1024;
+
+/// Deepest nesting of `{ }` blocks accepted. The language itself nests four or five levels.
+pub const MAX_DEPTH: usize = 32;
+
+/// Stack of a parsing thread. Only the pages used are ever touched.
+const PARSER_STACK: usize = 256 << 20;
 
 pub fn parse_nodes(text: &str) -> Result<Vec<KdlNode>, KdlError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -25,7 +37,188 @@ pub fn parse_nodes(text: &str) -> Result<Vec<KdlNode>, KdlError> {
     {
         return Ok(nodes);
     }
-    KdlDocument::parse(text).map(|mut d| std::mem::take(d.nodes_mut()))
+    on_big_stack(|| parse_whole(text)).map(|mut d| std::mem::take(d.nodes_mut()))
+}
+
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(s, f);
+        match h {
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            // No thread to be had: a small machine; parse here.
+            Err(_) => unreachable_thread(),
+        }
+    })
+}
+
+#[cold]
+fn unreachable_thread<T>() -> T {
+    panic!("cannot start a thread to parse KDL")
+}
+
+/// KDL v2; KDL v1 only for a file that is v1: it parses as v1, or says it is.
+fn parse_whole(text: &str) -> Result<KdlDocument, KdlError> {
+    let v2 = match KdlDocument::parse_v2(text) {
+        Ok(d) => return Ok(d),
+        Err(e) => e,
+    };
+    match KdlDocument::parse_v1(text) {
+        Ok(d) => Ok(d),
+        Err(v1) if declares_v1(text) => Err(v1),
+        Err(_) => Err(v2),
+    }
+}
+
+/// A `kdl-version 1` marker on the first line, or v1's raw strings and none of v2's
+/// `#keywords`.
+fn declares_v1(text: &str) -> bool {
+    let marked = text
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains("kdl-version 1"));
+    let v2 = ["#true", "#false", "#null", "#inf", "#nan", "#\"", "\"\"\""]
+        .iter()
+        .any(|m| text.contains(m));
+    marked || (!v2 && (text.contains(" r\"") || text.contains(" r#")))
+}
+
+/// A hint for a v2 syntax error on a v1 habit, from the text under the error.
+pub fn hint(text: &str, span: SourceSpan) -> Option<String> {
+    let start = span.offset().min(text.len());
+    let rest = text.get(start..)?;
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    match word.as_str() {
+        "true" | "false" | "null" | "inf" | "nan" => Some(format!(
+            "KDL v2 writes keywords with `#`: `{word}` -> `#{word}` (runnerform reads KDL v2, \
+             and KDL v1 only for whole files written in v1)"
+        )),
+        _ => None,
+    }
+}
+
+/// The first shape the parser cannot take without risk to the stack: a block nested deeper
+/// than [`MAX_DEPTH`], or type annotations in a row (KDL allows one).
+pub fn too_complex(text: &str) -> Option<(SourceSpan, String, String)> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    // Just after a `)` that closed an annotation, while only whitespace followed it.
+    let mut after_annotation = false;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                after_annotation = false;
+                i = skip_quoted(b, i);
+                continue;
+            }
+            b'#' if matches!(b.get(i + 1), Some(b'"' | b'#')) => {
+                after_annotation = false;
+                i = skip_raw(b, i);
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = skip_block_comment(b, i);
+                continue;
+            }
+            b'\\' => i += 1,
+            b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some((
+                        SourceSpan::new(i.into(), 1),
+                        format!("blocks are nested more than {MAX_DEPTH} deep"),
+                        "runnerform's language nests a few levels; look for a `{` without \
+                         its `}`"
+                            .into(),
+                    ));
+                }
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            b'(' => {
+                let start = i;
+                while i < b.len() && !matches!(b[i], b')' | b'\n') {
+                    i = if b[i] == b'"' {
+                        skip_quoted(b, i)
+                    } else {
+                        i + 1
+                    };
+                }
+                if after_annotation {
+                    return Some((
+                        SourceSpan::new(start.into(), (i + 1).min(b.len()) - start),
+                        "two type annotations in a row".into(),
+                        "a node or value takes one type annotation, as in (type)value".into(),
+                    ));
+                }
+                after_annotation = b.get(i) == Some(&b')');
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ => after_annotation = false,
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The offset after a `"…"` or `"""…"""` string starting at `i`.
+fn skip_quoted(b: &[u8], i: usize) -> usize {
+    if b[i..].starts_with(b"\"\"\"") {
+        let mut j = i + 3;
+        while j < b.len() && !b[j..].starts_with(b"\"\"\"") {
+            j += if b[j] == b'\\' { 2 } else { 1 };
+        }
+        return (j + 3).min(b.len());
+    }
+    let mut j = i + 1;
+    while j < b.len() && b[j] != b'"' {
+        j += if b[j] == b'\\' { 2 } else { 1 };
+    }
+    (j + 1).min(b.len())
+}
+
+/// The offset after a raw string `#"…"#` (any number of `#`) starting at `i`.
+fn skip_raw(b: &[u8], i: usize) -> usize {
+    let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
+    let mut close = vec![b'"'];
+    close.extend(std::iter::repeat_n(b'#', hashes));
+    let mut j = i + hashes + 1;
+    while j < b.len() && !b[j..].starts_with(&close) {
+        j += 1;
+    }
+    (j + close.len()).min(b.len())
+}
+
+/// The offset after a (nested) block comment starting at `i`.
+fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut nest = 0usize;
+    while i < b.len() {
+        if b[i..].starts_with(b"/*") {
+            nest += 1;
+            i += 2;
+        } else if b[i..].starts_with(b"*/") {
+            nest -= 1;
+            i += 2;
+            if nest == 0 {
+                break;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    i.min(b.len())
 }
 
 /// Groups the cut points into at most `n` contiguous pieces of similar size.
@@ -50,7 +243,8 @@ fn parse_pieces(text: &str, pieces: &[Range<usize>]) -> Option<Vec<KdlNode>> {
             .map(|r| {
                 let piece = &text[r.clone()];
                 let offset = r.start;
-                s.spawn(move || {
+                let builder = std::thread::Builder::new().stack_size(PARSER_STACK / 4);
+                builder.spawn_scoped(s, move || {
                     let mut doc = KdlDocument::parse_v2(piece).ok()?;
                     let mut nodes = std::mem::take(doc.nodes_mut());
                     for n in &mut nodes {
@@ -62,7 +256,7 @@ fn parse_pieces(text: &str, pieces: &[Range<usize>]) -> Option<Vec<KdlNode>> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().ok().flatten())
+            .map(|h| h.ok().and_then(|h| h.join().ok()).flatten())
             .collect()
     });
     let mut out = Vec::new();
@@ -217,7 +411,7 @@ mod tests {
         let mut text = big("runner \"a\" {\n    limit 1\n}\n");
         text.push_str("runner \"b\" {\n    limit 1.\n}\n");
         let split = parse_nodes(&text).unwrap_err();
-        let whole = KdlDocument::parse(&text).unwrap_err();
+        let whole = parse_whole(&text).unwrap_err();
         assert_eq!(split, whole);
     }
 }

@@ -443,6 +443,9 @@ fn decode_scalar_node(cx: &mut Cx, node: &KdlNode, key: &Key) -> Option<Value> {
 }
 
 fn secret_inline(cx: &mut Cx, key: &Key, s: &str, arg: &KdlEntry) {
+    if looks_like_token(s) || SECRET_KEYS.contains(&key.path.as_str()) {
+        crate::secrets::remember(s);
+    }
     if looks_like_token(s) {
         cx.error(
             "inline_secret",

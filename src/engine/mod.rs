@@ -286,7 +286,7 @@ pub type Late = Vec<(String, String)>;
 #[derive(Debug)]
 pub enum WaitError {
     /// Nothing to wait with: offline, or a runner without a GitLab id.
-    Unusable(Problem),
+    Unusable(Box<Problem>),
     /// These runners did not come online in time.
     Late(Late),
 }
@@ -301,17 +301,18 @@ pub fn wait_online(
     on_online: &mut dyn FnMut(&str),
 ) -> Result<(), WaitError> {
     let Some(online) = &planned.online else {
-        return Err(WaitError::Unusable(Problem::error(
+        return Err(WaitError::Unusable(Box::new(Problem::error(
             "offline",
             "--wait-online asks GitLab whether the runners are online, which --offline rules out",
-        )));
+        ))));
     };
     let plan = &planned.plan;
     let path = std::path::Path::new(&plan.config_toml);
     // The ids are those config.toml holds now, after apply wrote it; the one matcher finds
     // each declared runner's entry.
-    let local = crate::local::read(path).map_err(WaitError::Unusable)?;
-    let (state, _) = crate::local::state::read(path).map_err(WaitError::Unusable)?;
+    let local = crate::local::read(path).map_err(|p| WaitError::Unusable(Box::new(p)))?;
+    let (state, _) =
+        crate::local::state::read(path).map_err(|p| WaitError::Unusable(Box::new(p)))?;
     let entries = crate::plan::matcher::entries(&local, &planned.env);
     let mut matcher = crate::plan::matcher::Matcher::new(&entries);
     let mut list = Vec::new();
@@ -331,14 +332,14 @@ pub fn wait_online(
         }
     }
     if !missing.is_empty() {
-        return Err(WaitError::Unusable(Problem::error(
+        return Err(WaitError::Unusable(Box::new(Problem::error(
             "wait_online",
             format!(
                 "cannot wait for {}: config.toml has no GitLab id for {}",
                 missing.join(", "),
                 if missing.len() == 1 { "it" } else { "them" }
             ),
-        )));
+        ))));
     }
     waiting(list.len());
     let sid = || system_id(path);

@@ -99,7 +99,28 @@ pub struct Imported {
     pub skipped: Vec<(String, String)>,
 }
 
-const PLACEHOLDER_URL: &str = "https://gitlab.example.com";
+/// What import writes when config.toml names no GitLab. `example.com` is reserved (RFC 2606):
+/// no GitLab is ever served there, so the planner knows it for a placeholder
+/// ([`is_placeholder_url`]) and never writes it into an entry.
+pub const PLACEHOLDER_URL: &str = "https://gitlab.example.com";
+
+/// Whether `url` is on a domain reserved for examples, which can hold no GitLab: such a URL
+/// was never declared by anyone who runs runners on it, so it is never written into
+/// config.toml.
+pub fn is_placeholder_url(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', ':', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    host == "example.com"
+        || host.ends_with(".example.com")
+        || host.ends_with(".example")
+        || host.ends_with(".invalid")
+}
 
 fn base_url(url: &str) -> String {
     let u = url.trim_end_matches('/');
@@ -107,6 +128,7 @@ fn base_url(url: &str) -> String {
 }
 
 pub fn survey(doc: &DocumentMut) -> Survey {
+    crate::local::remember_secrets(doc.as_table());
     let tables: Vec<&Table> = doc
         .get("runners")
         .and_then(Item::as_array_of_tables)
@@ -142,7 +164,7 @@ pub fn survey(doc: &DocumentMut) -> Survey {
         )),
         (None, None) if !tables.is_empty() => Some(
             "config.toml names no GitLab URL: write the URL of your GitLab instead of this \
-             placeholder (the first apply writes it into each entry)"
+             placeholder (runnerform never writes this placeholder into config.toml)"
                 .to_string(),
         ),
         (None, None) => None,

@@ -29,6 +29,15 @@ pub struct Editor<'a> {
     /// One level of indentation in this file.
     unit: String,
     pub changes: Vec<KeyChange>,
+    /// Keys whose secret did not resolve and that keep the value config.toml holds: what
+    /// the plan says of them.
+    pub kept: Vec<String>,
+    /// Why a key could not be written: its secret did not resolve and config.toml has no
+    /// value to keep.
+    pub missing: Vec<crate::diag::Problem>,
+    /// Where the notes of the table being edited start in `kept` (globals' notes stay
+    /// before it: the warning at their reference says it).
+    kept_from: usize,
 }
 
 impl<'a> Editor<'a> {
@@ -37,11 +46,31 @@ impl<'a> Editor<'a> {
             secrets,
             unit: infer_unit(doc),
             changes: Vec::new(),
+            kept: Vec::new(),
+            missing: Vec::new(),
+            kept_from: 0,
         }
     }
 
     pub fn take_changes(&mut self) -> Vec<KeyChange> {
         std::mem::take(&mut self.changes)
+    }
+
+    /// `reason` with what [`Editor::kept`] recorded since the last call, for one runner.
+    pub fn reason_with_kept(&mut self, reason: String) -> String {
+        if self.kept.len() <= self.kept_from {
+            return reason;
+        }
+        let kept = self.kept.split_off(self.kept_from).join("; ");
+        format!("{reason} (warning: {kept})")
+    }
+
+    /// The first key that could not be written for want of its secret: planning stops there.
+    pub fn check_missing(&self) -> Result<(), crate::diag::Problem> {
+        match self.missing.first() {
+            Some(p) => Err(p.clone()),
+            None => Ok(()),
+        }
     }
 
     /// The indentation of keys in a `[[runners]]` entry of this file.
@@ -62,6 +91,9 @@ impl<'a> Editor<'a> {
         spec: Option<&Key>,
         prefix: &str,
     ) {
+        if prefix.is_empty() {
+            self.kept_from = self.kept.len();
+        }
         for e in &declared.entries {
             let key_spec = spec.and_then(|k| k.child(&e.key));
             let path = format!("{prefix}{}", e.key);
@@ -96,6 +128,17 @@ impl<'a> Editor<'a> {
         if same(item, value, spec, self.secrets) {
             return;
         }
+        if let Some(p) = self.secrets.unresolved_in(value) {
+            if matches!(value, Value::Secret(_)) {
+                self.kept.push(format!(
+                    "`{path}` keeps the value config.toml holds: {}",
+                    p.message
+                ));
+            } else {
+                self.missing.push(p.clone());
+            }
+            return;
+        }
         let old = show_item(item);
         let new_item = self.styled(value, indent);
         match (item, new_item) {
@@ -120,6 +163,10 @@ impl<'a> Editor<'a> {
         value: &Value,
         path: &str,
     ) {
+        if let Some(p) = self.secrets.unresolved_in(value) {
+            self.missing.push(p.clone());
+            return;
+        }
         let item = self.styled(value, indent);
         let is_value = item.is_value();
         self.record_added(value, path);

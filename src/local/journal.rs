@@ -232,7 +232,7 @@ pub fn recover(config_toml: &Path) -> Result<Option<Recovered>, Problem> {
     for r in &records {
         replay(r, &mut doc, &mut st, &mut out);
     }
-    let text = doc.to_string();
+    let text = super::write::keep_line_endings(local.text(), &doc.to_string());
     if Some(text.as_str()) != local.original.as_deref() {
         super::write::replace(config_toml, text.as_bytes(), 0o600)?;
     }

@@ -66,7 +66,11 @@ pub fn default_path() -> PathBuf {
 pub fn read(path: &Path) -> Result<LocalView, Problem> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling symlink is not a missing file: writing would replace the link.
+            write::target_of(path)?;
+            None
+        }
         Err(e) => {
             return Err(Problem::error(
                 "io",
@@ -79,15 +83,77 @@ pub fn read(path: &Path) -> Result<LocalView, Problem> {
             .help("run as a user that can read config.toml, or pass --config-toml PATH"));
         }
     };
+    if let Some(t) = &text {
+        // Before parsing: a syntax error's excerpt must already mask them.
+        remember_secrets_in_text(t);
+    }
     let doc = match &text {
         None => DocumentMut::new(),
         Some(t) => parse(path, t)?,
     };
+    remember_secrets(doc.as_table());
     Ok(LocalView {
         path: path.to_path_buf(),
         original: text,
         doc,
     })
+}
+
+/// The last component of every config.toml key that holds a credential: runner tokens and
+/// the secret settings ([`crate::desired::value::SECRET_KEYS`]).
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    key.eq_ignore_ascii_case("token")
+        || crate::desired::value::SECRET_KEYS.iter().any(|k| {
+            k.rsplit('.')
+                .next()
+                .is_some_and(|last| last.eq_ignore_ascii_case(key))
+        })
+}
+
+fn remember_value(v: &str) {
+    // `$VAR` is gitlab-runner's reference to its environment, not a secret.
+    if crate::desired::render::env_reference(v).is_none() {
+        crate::secrets::remember(v);
+    }
+}
+
+/// Remembers every credential config.toml holds, so that it is masked wherever it shows up
+/// (a legacy token has no prefix to be recognised by).
+pub fn remember_secrets(table: &dyn toml_edit::TableLike) {
+    for (k, item) in table.iter() {
+        match item {
+            Item::Value(toml_edit::Value::String(s)) if is_secret_key(k) => {
+                remember_value(s.value())
+            }
+            Item::Value(toml_edit::Value::InlineTable(t)) => remember_secrets(t),
+            Item::Table(t) => remember_secrets(t),
+            Item::ArrayOfTables(a) => a.iter().for_each(|t| remember_secrets(t)),
+            _ => {}
+        }
+    }
+}
+
+/// The same from text that may not parse: each `key = "value"` line whose key is a
+/// credential's.
+pub fn remember_secrets_in_text(text: &str) {
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().rsplit('.').next().unwrap_or_default();
+        let key = key.trim_matches(|c| c == '"' || c == '\'' || c == ' ');
+        if !is_secret_key(key) {
+            continue;
+        }
+        let value = value.trim();
+        let quote = match value.chars().next() {
+            Some(q @ ('"' | '\'')) => q,
+            _ => continue,
+        };
+        let inner = &value[1..];
+        let end = inner.find(quote).unwrap_or(inner.len());
+        remember_value(&inner[..end]);
+    }
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<DocumentMut, Problem> {

@@ -15,14 +15,75 @@ use crate::keys::{Key, Kind};
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
     pub values: Vec<(SecretSource, String)>,
+    /// References that did not resolve, with why. An entry config.toml already has keeps
+    /// the value it holds for them; a new one cannot be written.
+    pub unresolved: Vec<(SecretSource, crate::diag::Problem)>,
 }
 
 impl Secrets {
+    /// Resolves each reference once; one that does not resolve is recorded, not fatal.
+    pub fn resolve_all<'a>(
+        refs: impl IntoIterator<Item = &'a crate::desired::SecretRef>,
+        mut resolve: impl FnMut(&crate::desired::SecretRef) -> Result<String, crate::diag::Problem>,
+    ) -> Secrets {
+        let mut secrets = Secrets::default();
+        for r in refs {
+            if secrets.get(&r.source).is_some() || secrets.unresolved(&r.source).is_some() {
+                continue;
+            }
+            match resolve(r) {
+                Ok(v) => secrets.values.push((r.source.clone(), v)),
+                Err(p) => secrets.unresolved.push((r.source.clone(), p)),
+            }
+        }
+        secrets
+    }
+
     pub fn get(&self, source: &SecretSource) -> Option<&str> {
         self.values
             .iter()
             .find(|(s, _)| s == source)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Why `source` did not resolve, if it did not.
+    pub fn unresolved(&self, source: &SecretSource) -> Option<&crate::diag::Problem> {
+        self.unresolved
+            .iter()
+            .find(|(s, _)| s == source)
+            .map(|(_, p)| p)
+    }
+
+    /// Settings of a new entry: every secret they read must be at hand.
+    pub fn check_resolved(
+        &self,
+        settings: &crate::desired::Table,
+    ) -> Result<(), crate::diag::Problem> {
+        let first = settings
+            .entries
+            .iter()
+            .find_map(|e| self.unresolved_in(&e.value));
+        match first {
+            Some(p) => Err(p.clone().help(
+                "a new config.toml entry is written with every declared setting: set it before \
+                 running runnerform",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The first unresolved reference inside `v`.
+    pub fn unresolved_in(&self, v: &Value) -> Option<&crate::diag::Problem> {
+        match v {
+            Value::Secret(r) => self.unresolved(&r.source),
+            Value::Array(vs) => vs.iter().find_map(|v| self.unresolved_in(v)),
+            Value::Table(t) => t.entries.iter().find_map(|e| self.unresolved_in(&e.value)),
+            Value::TableArray(ts) => ts
+                .iter()
+                .flat_map(|t| &t.entries)
+                .find_map(|e| self.unresolved_in(&e.value)),
+            _ => None,
+        }
     }
 }
 

@@ -69,6 +69,8 @@ impl Planning<'_> {
     fn without_entry(&mut self, r: &Runner, managed: Option<&Managed>) -> Result<(), Problem> {
         let name = r.name.value.clone();
         let view = self.inp.remote;
+        // A new entry cannot be written without its secret settings.
+        self.inp.secrets.check_resolved(&r.body.settings)?;
         let mut plan = RunnerPlan::new(&name, Action::Create, Reason::NotRegistered, "");
         plan.pending = self.offline;
         let mut known_id = None;
@@ -273,7 +275,7 @@ impl Planning<'_> {
             set_scalar(table, "name", name.as_str().into());
             changes.push(local("name", Some(&e.name), &name));
         }
-        if e.url.is_empty() && !url.is_empty() {
+        if e.url.is_empty() && !url.is_empty() && !crate::import::is_placeholder_url(&url) {
             // gitlab-runner cannot use an entry without a URL; the declared one is the answer.
             set_scalar(table, "url", url.as_str().into());
             changes.push(local("url", None, &url));
@@ -454,7 +456,7 @@ impl Planning<'_> {
         });
         plan.action = action;
         plan.reason_code = code;
-        plan.reason = reason;
+        plan.reason = self.editor.reason_with_kept(reason);
         plan.pending = self.offline && matches!(action, Action::Replace);
 
         // Steps.

@@ -160,6 +160,7 @@ fn check_targets(inp: &Inputs) -> Result<(), Problem> {
 /// Removes retired entries, sums up, fingerprints.
 fn finish(mut p: Planning, globals: Vec<Change>) -> Result<Plan, Problem> {
     let inp = p.inp;
+    p.editor.check_missing()?;
     // Retired entries leave the planned document last, so that indexes stayed valid.
     let removed: Vec<usize> = (0..p.removed.len()).filter(|i| p.removed[*i]).collect();
     if let Some(Item::ArrayOfTables(a)) = p.doc.get_mut("runners") {
@@ -181,10 +182,11 @@ fn finish(mut p: Planning, globals: Vec<Change>) -> Result<Plan, Problem> {
         .collect();
 
     let old_text = inp.local.text();
-    let new_text = p.doc.to_string();
+    let new_text = crate::local::write::keep_line_endings(old_text, &p.doc.to_string());
     let config_changes = new_text != old_text || !inp.local.exists() && !new_text.is_empty();
     let diff = if config_changes {
-        unified_diff(&inp.local.path.display().to_string(), old_text, &new_text)
+        crate::local::write::mode_lines(&inp.local.path, &new_text)
+            + &unified_diff(&inp.local.path.display().to_string(), old_text, &new_text)
     } else {
         String::new()
     };

@@ -112,7 +112,11 @@ impl Client {
         let mut b = reqwest::Client::builder()
             .user_agent(format!("runnerform/{}", env!("CARGO_PKG_VERSION")))
             .timeout(opts.timeout)
-            .connect_timeout(opts.timeout.min(Duration::from_secs(10)));
+            .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
+            // A redirect would carry PRIVATE-TOKEN (and runner tokens in bodies) to wherever
+            // it points, and a 302 silently turns a POST into a GET. None is followed: the
+            // answer is reported as GitLab gave it.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = &opts.ca_file {
             let pem = std::fs::read(ca).map_err(|e| {
                 RemoteError::Setup(format!("cannot read CA file {}: {e}", ca.display()))
@@ -128,6 +132,11 @@ impl Client {
         let url = opts.url.trim_end_matches('/');
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(RemoteError::Setup(format!("{url} is not an http(s) URL")));
+        }
+        if let Some(t) = &opts.token
+            && let Some(problem) = token_problem(t)
+        {
+            return Err(RemoteError::Setup(problem));
         }
         Ok(Client {
             http,
@@ -280,6 +289,9 @@ impl Client {
 
     async fn answer(&self, resp: reqwest::Response) -> Result<Answer, RemoteError> {
         let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            return Err(redirected(status, &resp));
+        }
         let next_page = resp
             .headers()
             .get("x-next-page")
@@ -343,6 +355,59 @@ impl Client {
                 _ => return Ok(out),
             }
         }
+    }
+}
+
+/// Why a token cannot be sent as an HTTP header, in words a user can act on.
+fn token_problem(token: &str) -> Option<String> {
+    let problem = if token.contains(['\n', '\r']) {
+        "contains a line break (a trailing newline from `echo` or a file?)"
+    } else if token.bytes().any(|b| b.is_ascii_control()) {
+        "contains a control character"
+    } else if !token.is_ascii() {
+        "contains a character that is not ASCII"
+    } else if token != token.trim() {
+        "starts or ends with a space"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "the GitLab access token value {problem}; GitLab tokens are one line of ASCII letters, \
+         digits, `-` and `_`: remove it where the token is set"
+    ))
+}
+
+/// A 3xx answer, described without following it.
+fn redirected(status: u16, resp: &reqwest::Response) -> RemoteError {
+    let from = resp.url();
+    let origin = from.origin().ascii_serialization();
+    let to = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(|l| {
+            from.join(l)
+                .map_or_else(|_| l.to_string(), |u| u.to_string())
+        });
+    let same = to
+        .as_deref()
+        .and_then(|t| reqwest::Url::parse(t).ok())
+        .is_some_and(|u| u.origin().ascii_serialization() == origin);
+    let message = match &to {
+        Some(to) if same => format!(
+            "a redirect to {to}; runnerform follows no redirect (a POST would become a GET): \
+             set the gitlab URL to where GitLab is served"
+        ),
+        Some(to) => format!(
+            "a redirect to {to}, another origin than {origin}; runnerform sends credentials only \
+             to the declared GitLab and follows no redirect: if GitLab moved, set the gitlab URL \
+             to its new address"
+        ),
+        None => "a redirect without a Location; runnerform follows no redirect".to_string(),
+    };
+    RemoteError::Definite {
+        status,
+        message: crate::secrets::mask(&message),
     }
 }
 

@@ -9,6 +9,8 @@ mod test_contract;
 mod test_examples;
 mod test_fixtures;
 mod test_fleet;
+mod test_fuzz;
+mod test_harden;
 mod test_import;
 mod test_local;
 mod test_malformed;

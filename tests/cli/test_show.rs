@@ -96,6 +96,8 @@ fn show_renders_an_offline_saved_plan_with_its_diff() {
     Globals:
           ~ concurrent: 1 -> 4
     config.toml:
+    old mode 0644
+    new mode 0600 (config.toml will hold credentials: made private, as gitlab-runner writes it)
     --- config.toml
     +++ config.toml (planned)
     @@ -1,7 +1,9 @@

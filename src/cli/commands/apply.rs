@@ -327,7 +327,7 @@ fn wait_online(ui: &Ui, args: &Args, planned: &Planned, outcome: engine::Outcome
             ui.problem(&p);
             Ended {
                 outcome,
-                problems: vec![p],
+                problems: vec![*p],
                 ..Ended::default()
             }
         }

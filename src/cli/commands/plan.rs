@@ -35,7 +35,7 @@ pub fn run(cli: &Cli, ui: &Ui, args: &Args) -> Exit {
     let plan = &planned.plan;
     if let Some(out) = &args.out {
         let json = serde_json::to_string_pretty(plan).expect("plan serialises") + "\n";
-        if let Err(p) = crate::local::write::replace(out, json.as_bytes(), 0o600) {
+        if let Err(p) = crate::local::write::replace_private(out, json.as_bytes()) {
             ui.problem(&p);
             return Exit::Error;
         }
