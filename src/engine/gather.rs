@@ -1,6 +1,6 @@
 //! Gathering GitLab's view for a plan: the access token is checked first (its scopes decide
 //! what may be asked), then every runner, group and project the plan is about is read, at most
-//! `concurrency` requests at a time.
+//! `concurrency` requests at a time (fewer while GitLab throttles or slows down).
 
 use std::time::Duration;
 
@@ -45,6 +45,9 @@ pub fn connect(
 ) -> Result<Online, Problem> {
     let (g, token_ref) = gitlab_node(d)?;
     let (client, runtime) = client_for(d, g, token_ref)?;
+    // One pace for the whole plan and its apply: what GitLab said of its limits while
+    // refreshing still holds when applying.
+    let client = client.with_pace(crate::remote::Pace::new(concurrency));
     let mut q =
         crate::plan::questions::questions(d, &views.local, &views.state, env, verify_tokens);
     if verify_tokens {
