@@ -594,6 +594,10 @@ impl Simulator {
         self.shared().set_rate_limit(limit)
     }
 
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.shared().rate_limit()
+    }
+
     /// Serves at most `workers` API requests at once; the others wait (`None`: no bound).
     pub fn set_workers(&self, workers: Option<usize>) {
         self.shared().set_workers(workers)

@@ -12,6 +12,7 @@ mod test_import;
 mod test_local;
 mod test_malformed;
 mod test_online;
+mod test_pace;
 mod test_props;
 mod test_reference;
 mod test_remote;
