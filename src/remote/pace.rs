@@ -6,8 +6,8 @@
 //!
 //! - **Window** (AIMD, as TCP does it): up to `cap` requests (`--concurrency`) in flight. It
 //!   starts small and doubles every round trip, grows by one per round trip after a setback,
-//!   and halves on a 429, a 503 or latency that rose to more than twice the quickest round
-//!   trip seen, at most once per round trip.
+//!   and halves on a 429, a 503, a request left unanswered, or latency that rose to more than
+//!   twice the quickest round trip seen, at most once per round trip.
 //! - **Quota**: GitLab's throttles announce themselves in `RateLimit-Observed`,
 //!   `RateLimit-Remaining` and `RateLimit-Reset` (Unix seconds) on every answer. Once seen,
 //!   no more requests are in flight than the window has quota left, and when it is spent the
@@ -234,6 +234,8 @@ impl State {
             retry_after,
         } = outcome
         else {
+            // Timed out or dropped: as much a sign of overload as a 503.
+            self.cut(sent_at, now);
             return;
         };
         if let Some(q) = quota {
