@@ -134,7 +134,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
     check_targets(inp)?;
     let offline = inp.remote.is_none();
     let inv = inventory();
-    let mut doc: DocumentMut = inp.local.doc.clone();
+    let mut doc: DocumentMut = (*inp.local.doc).clone();
     let mut editor = Editor::new(&doc, inp.secrets);
     let mut globals = Vec::new();
     if inp.targets.is_empty() {
