@@ -7,7 +7,8 @@
 //! - **Window** (AIMD, as TCP does it): up to `cap` requests (`--concurrency`) in flight. It
 //!   starts small and doubles every round trip, grows by one per round trip after a setback,
 //!   and halves on a 429, a 503, a request left unanswered, or latency that rose to more than
-//!   twice the quickest round trip seen, at most once per round trip.
+//!   twice the quickest round trip seen (latency alone: not below 4), at most once per round
+//!   trip.
 //! - **Quota**: GitLab's throttles announce themselves in `RateLimit-Observed`,
 //!   `RateLimit-Remaining` and `RateLimit-Reset` (Unix seconds) on every answer. Once seen,
 //!   no more requests are in flight than the window has quota left, and when it is spent the
@@ -35,6 +36,9 @@ const INITIAL_WINDOW: f64 = 8.0;
 /// so that sub-millisecond round trips on a loopback do not trip it).
 const LATENCY_FACTOR: u32 = 2;
 const LATENCY_SLACK: Duration = Duration::from_millis(10);
+/// Latency alone never cuts the window below this: round trips over the internet jitter, and
+/// a few requests in flight do not overload a GitLab that is merely far away.
+const LATENCY_FLOOR: f64 = 4.0;
 /// After the quota's window ends, wait this much longer: the server's clock decides.
 const RESET_MARGIN: Duration = Duration::from_millis(50);
 /// A 429 that says nothing about when to come back.
@@ -203,11 +207,11 @@ impl State {
 
     /// Halves the window, once per round trip: answers to requests sent before the last cut
     /// were shaped by the window before it.
-    fn cut(&mut self, sent_at: Instant, now: Instant) {
-        if self.last_cut.is_some_and(|c| sent_at < c) {
+    fn cut(&mut self, sent_at: Instant, now: Instant, floor: f64) {
+        if self.last_cut.is_some_and(|c| sent_at < c) || self.window <= floor {
             return;
         }
-        self.window = (self.window / 2.0).max(1.0);
+        self.window = (self.window / 2.0).max(floor).max(1.0);
         self.threshold = self.window;
         self.last_cut = Some(now);
         self.stats.cuts += 1;
@@ -235,7 +239,7 @@ impl State {
         } = outcome
         else {
             // Timed out or dropped: as much a sign of overload as a 503.
-            self.cut(sent_at, now);
+            self.cut(sent_at, now, 1.0);
             return;
         };
         if let Some(q) = quota {
@@ -244,7 +248,7 @@ impl State {
         match status {
             429 => {
                 self.stats.throttled += 1;
-                self.cut(sent_at, now);
+                self.cut(sent_at, now, 1.0);
                 let wait = retry_after
                     .or_else(|| {
                         self.budget
@@ -255,7 +259,7 @@ impl State {
                     .min(MAX_PAUSE);
                 self.pause(now + wait);
             }
-            503 => self.cut(sent_at, now),
+            503 => self.cut(sent_at, now, 1.0),
             _ => {
                 let rtt = now.saturating_duration_since(sent_at);
                 let quickest = self.quickest.map_or(rtt, |q| q.min(rtt));
@@ -263,7 +267,7 @@ impl State {
                 let smoothed = self.smoothed.map_or(rtt, |s| (s * 7 + rtt) / 8);
                 self.smoothed = Some(smoothed);
                 if smoothed > quickest * LATENCY_FACTOR + LATENCY_SLACK {
-                    self.cut(sent_at, now);
+                    self.cut(sent_at, now, LATENCY_FLOOR);
                 } else {
                     self.grow();
                 }
@@ -475,7 +479,8 @@ mod tests {
             st.answered(sent, back, 0, ok(200));
             sent = back;
         }
-        assert!(st.allowed() < 8, "window {}", st.allowed());
+        // Down to the floor latency alone may push it to, and no further.
+        assert_eq!(st.allowed(), LATENCY_FLOOR as usize);
     }
 
     #[test]
