@@ -1,6 +1,7 @@
-//! Measures an offline plan of a 1,000-runner config.toml against a 1,000-runner KDL file:
-//! in-process phases, the whole `runnerform plan --offline` process, and the process's peak
-//! memory. Prints the figures; asserts nothing about time.
+//! Measures an offline plan of a config.toml against a KDL file, with 1,000 and with 10,000
+//! runners side by side: in-process phases, the whole `runnerform plan --offline` process,
+//! its peak memory, and how the time grows from 1,000 to 10,000 (linear planning makes that
+//! about 10x). Prints the figures; asserts nothing about time.
 //!
 //! Run with: cargo bench --bench plan
 
@@ -16,14 +17,11 @@ use runnerform::views;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const RUNNERS: usize = 1000;
-const ROUNDS: usize = 15;
-
-fn config_toml() -> String {
+fn config_toml(runners: usize) -> String {
     let mut s = String::from(
         "concurrent = 64\ncheck_interval = 3\n\n[session_server]\n  session_timeout = 1800\n",
     );
-    for i in 0..RUNNERS {
+    for i in 0..runners {
         let _ = write!(
             s,
             "\n[[runners]]\n  name = \"r{i:04}\"\n  url = \"https://gitlab.example.com\"\n  id = {}\n  token = \"glrt-t1_benchbenchbench{i:05}\"\n  token_obtained_at = 2026-01-01T00:00:00Z\n  token_expires_at = 0001-01-01T00:00:00Z\n  executor = \"docker\"\n  limit = 2\n  [runners.docker]\n    image = \"rust:1.82\"\n    privileged = false\n    volumes = [\"/cache\"]\n  [runners.cache]\n    Type = \"s3\"\n    [runners.cache.s3]\n      BucketName = \"cache-{i}\"\n",
@@ -33,12 +31,12 @@ fn config_toml() -> String {
     s
 }
 
-fn kdl() -> String {
+fn kdl(runners: usize) -> String {
     let mut s = String::from(
         "gitlab \"https://gitlab.example.com\"\nconfig \"config.toml\" {\n    concurrent 64\n}\n\
          defaults {\n    project \"acme/app\"\n    executor \"docker\"\n    limit 2\n    docker {\n        image \"rust:1.83\"\n        volumes \"/cache\"\n    }\n}\n",
     );
-    for i in 0..RUNNERS {
+    for i in 0..runners {
         let _ = write!(
             s,
             "runner \"r{i:04}\" {{\n    tags \"docker\"\n    cache {{\n        Type \"s3\"\n        s3 {{ BucketName \"cache-{i}\" }}\n    }}\n}}\n"
@@ -47,8 +45,8 @@ fn kdl() -> String {
     s
 }
 
-fn state() -> String {
-    let runners: Vec<String> = (0..RUNNERS)
+fn state(runners: usize) -> String {
+    let runners: Vec<String> = (0..runners)
         .map(|i| {
             format!(
                 "{{\"name\":\"r{i:04}\",\"url\":\"https://gitlab.example.com\",\"id\":{},\"scope\":\"project acme/app\"}}",
@@ -67,24 +65,43 @@ fn median(mut v: Vec<Duration>) -> (Duration, Duration) {
     (v[0], v[v.len() / 2])
 }
 
-fn child_peak_rss_kib() -> i64 {
-    // SAFETY: getrusage writes into the struct we pass and has no other effect.
+/// Runs the process to its end; its exit status, and its own peak resident memory in KiB
+/// (from `wait4`, so one child's figure is not mixed up with another's).
+fn run_measured(cmd: &mut Command) -> (bool, i64) {
+    let child = cmd.spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: wait4 reaps the child we spawned and writes into the structs we pass; the
+    // `Child` is not waited on again.
     unsafe {
+        let mut status = 0;
         let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
-        u.ru_maxrss
+        assert_eq!(libc::wait4(pid, &mut status, 0, &mut u), pid);
+        std::mem::forget(child);
+        (
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            u.ru_maxrss,
+        )
     }
 }
 
-fn main() {
+struct Figures {
+    runners: usize,
+    read: (Duration, Duration),
+    gather: (Duration, Duration),
+    plan: (Duration, Duration),
+    process: (Duration, Duration),
+    peak_mib: f64,
+}
+
+fn measure(runners: usize, rounds: usize) -> Figures {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.toml"), config_toml()).unwrap();
-    std::fs::write(dir.path().join("runners.kdl"), kdl()).unwrap();
-    std::fs::write(dir.path().join("runnerform-state.json"), state()).unwrap();
+    std::fs::write(dir.path().join("config.toml"), config_toml(runners)).unwrap();
+    std::fs::write(dir.path().join("runners.kdl"), kdl(runners)).unwrap();
+    std::fs::write(dir.path().join("runnerform-state.json"), state(runners)).unwrap();
     let kdl_path = dir.path().join("runners.kdl");
 
     let (mut read, mut gather, mut planning) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let t = Instant::now();
         let d = desired::read(&kdl_path, RefCheck::Settings)
             .desired
@@ -108,34 +125,66 @@ fn main() {
         })
         .unwrap();
         planning.push(t.elapsed());
-        assert_eq!(p.summary.update, RUNNERS);
+        assert_eq!(p.summary.update, runners);
     }
     let mut process = Vec::new();
-    for _ in 0..ROUNDS {
+    let mut peak = 0;
+    for _ in 0..rounds {
         let t = Instant::now();
-        let status = Command::new(env!("CARGO_BIN_EXE_runnerform"))
-            .args(["plan", "--offline", "--json"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
+        let (ok, rss) = run_measured(
+            Command::new(env!("CARGO_BIN_EXE_runnerform"))
+                .args(["plan", "--offline", "--json"])
+                .current_dir(dir.path())
+                .stdout(Stdio::null()),
+        );
         process.push(t.elapsed());
-        assert!(status.success());
+        assert!(ok);
+        peak = peak.max(rss);
     }
-    let peak = child_peak_rss_kib();
-    let (r0, r1) = median(read);
-    let (g0, g1) = median(gather);
-    let (p0, p1) = median(planning);
-    let (x0, x1) = median(process);
+    Figures {
+        runners,
+        read: median(read),
+        gather: median(gather),
+        plan: median(planning),
+        process: median(process),
+        peak_mib: peak as f64 / 1024.0,
+    }
+}
+
+fn main() {
+    let small = measure(1_000, 15);
+    let large = measure(10_000, 3);
+    println!("offline plan, N runners in config.toml and in KDL (each updated); min / median");
+    for f in [&small, &large] {
+        let n = f.runners;
+        println!("  N = {n}");
+        println!(
+            "    read KDL (parse, decode, check):   {:.1?} / {:.1?}",
+            f.read.0, f.read.1
+        );
+        println!(
+            "    read config.toml + state:          {:.1?} / {:.1?}",
+            f.gather.0, f.gather.1
+        );
+        println!(
+            "    plan (match, edit, render, diff):  {:.1?} / {:.1?}",
+            f.plan.0, f.plan.1
+        );
+        println!(
+            "    runnerform plan --offline --json:  {:.1?} / {:.1?}",
+            f.process.0, f.process.1
+        );
+        println!(
+            "    peak memory of that process:       {:.1} MiB",
+            f.peak_mib
+        );
+    }
+    let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
     println!(
-        "offline plan, {RUNNERS} runners in config.toml and in KDL (each updated), {ROUNDS} rounds"
-    );
-    println!("  read KDL (parse, decode, check):   min {r0:.1?}, median {r1:.1?}");
-    println!("  read config.toml + state:          min {g0:.1?}, median {g1:.1?}");
-    println!("  plan (diff, edit, render text):    min {p0:.1?}, median {p1:.1?}");
-    println!("  runnerform plan --offline --json:  min {x0:.1?}, median {x1:.1?}");
-    println!(
-        "  peak memory of that process:       {:.1} MiB",
-        peak as f64 / 1024.0
+        "  10,000 / 1,000 (min): read KDL {:.1}x, read config.toml {:.1}x, plan {:.1}x, process {:.1}x",
+        ratio(small.read.0, large.read.0),
+        ratio(small.gather.0, large.gather.0),
+        ratio(small.plan.0, large.plan.0),
+        ratio(small.process.0, large.process.0)
     );
 }

@@ -50,8 +50,9 @@ pub struct PlanFlags {
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
 
-    /// How many requests to GitLab may be in flight at once
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Most requests to GitLab in flight at once; fewer while GitLab throttles (429,
+    /// RateLimit-* headers) or slows down
+    #[arg(long, value_name = "N", default_value_t = crate::remote::pace::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
 
     /// Rotate runner tokens that expire within this long (seconds or a duration such as 12h)

@@ -1,6 +1,6 @@
 //! Gathering GitLab's view for a plan: the access token is checked first (its scopes decide
 //! what may be asked), then every runner, group and project the plan is about is read, at most
-//! `concurrency` requests at a time.
+//! `concurrency` requests at a time (fewer while GitLab throttles or slows down).
 
 use std::time::Duration;
 
@@ -45,7 +45,10 @@ pub fn connect(
     observer: Option<&std::sync::Arc<dyn super::Observer>>,
 ) -> Result<Online, Problem> {
     let (g, token_ref) = gitlab_node(d)?;
-    let (mut client, runtime) = client_for(d, g, token_ref)?;
+    let (client, runtime) = client_for(d, g, token_ref)?;
+    // One pace for the whole plan and its apply: what GitLab said of its limits while
+    // refreshing still holds when applying.
+    let mut client = client.with_pace(crate::remote::Pace::new(concurrency));
     if let Some(o) = observer {
         client.observe(o.clone());
     }

@@ -48,7 +48,7 @@ pub struct Options {
     pub targets: Vec<String>,
     /// config.toml, overriding the KDL file's `config` node.
     pub config_toml: Option<PathBuf>,
-    /// Requests to GitLab in flight at once.
+    /// Most requests to GitLab in flight at once; fewer while GitLab throttles or slows down.
     pub concurrency: usize,
     /// Rotate tokens that expire within this many seconds.
     pub rotate_within: u64,
@@ -81,7 +81,7 @@ impl Default for Options {
             offline: false,
             targets: Vec::new(),
             config_toml: None,
-            concurrency: 8,
+            concurrency: crate::remote::pace::DEFAULT_CONCURRENCY,
             rotate_within: 86_400,
             verify_tokens: false,
             delete_unmanaged: false,
@@ -226,7 +226,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             lock_wait: Duration::from_secs(60),
-            concurrency: 8,
+            concurrency: 32,
             interrupt: None,
         }
     }
@@ -317,12 +317,15 @@ pub fn wait_online(
     let mut matcher = crate::plan::matcher::Matcher::new(&entries);
     let mut list = Vec::new();
     let mut missing = Vec::new();
+    let planned_names: std::collections::HashSet<&str> =
+        plan.runners.iter().map(|p| p.name.as_str()).collect();
+    let owned = crate::plan::matcher::Owned::new(&state);
     for r in &planned.desired.runners {
         let name = &r.name.value;
-        if !plan.runners.iter().any(|p| &p.name == name) {
+        if !planned_names.contains(name.as_str()) {
             continue;
         }
-        let managed = state.find(name);
+        let managed = owned.get(name);
         match matcher.claim(managed, name, None) {
             Ok(Some(e)) if e.id > 0 => list.push(crate::remote::wait::Waiting {
                 name: name.clone(),

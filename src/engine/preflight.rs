@@ -68,9 +68,14 @@ pub fn check(d: &Desired, plan: &Plan, online: &Online) -> Result<Vec<Problem>, 
             levels.insert((*kind, *id), level);
         }
     }
+    let declared: std::collections::HashMap<&str, &crate::desired::Runner> = d
+        .runners
+        .iter()
+        .map(|r| (r.name.value.as_str(), r))
+        .collect();
     let mut problems = Vec::new();
     for (name, target) in needs {
-        let Some(r) = d.runners.iter().find(|r| r.name.value == name) else {
+        let Some(r) = declared.get(name).copied() else {
             continue;
         };
         let scope = r.body.scope.as_ref();

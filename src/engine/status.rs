@@ -22,13 +22,12 @@ pub fn status(
     let entries = crate::plan::matcher::entries(&local, env);
     let mut matcher = crate::plan::matcher::Matcher::new(&entries);
     let tables = local.runners();
+    let owned = crate::plan::matcher::Owned::new(&state);
     let mut out = Vec::new();
     for r in &d.runners {
         let name = &r.name.value;
         let old_name = r.body.renamed_from.as_ref().map(|o| o.value.as_str());
-        let managed = state
-            .find(name)
-            .or_else(|| old_name.and_then(|o| state.find(o)));
+        let managed = owned.of(name, old_name);
         let entry = matcher.claim(managed, name, old_name).ok().flatten();
         let id = entry
             .map(|e| e.id)

@@ -224,7 +224,7 @@ pub fn recover(config_toml: &Path) -> Result<Option<Recovered>, Problem> {
     };
     let local = super::read(config_toml)?;
     let (mut st, _) = state::read(config_toml)?;
-    let mut doc = local.doc.clone();
+    let mut doc: DocumentMut = (*local.doc).clone();
     let mut out = Recovered {
         records: records.len(),
         ..Recovered::default()

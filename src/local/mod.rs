@@ -25,7 +25,9 @@ pub struct LocalView {
     pub path: PathBuf,
     /// The file's bytes as read (`None` when it does not exist yet).
     pub original: Option<String>,
-    pub doc: DocumentMut,
+    /// Shared with the plan's [`crate::plan::document::PlannedDocument`]: for 10,000 runners
+    /// one parsed copy is tens of MiB.
+    pub doc: std::sync::Arc<DocumentMut>,
 }
 
 impl LocalView {
@@ -95,7 +97,7 @@ pub fn read(path: &Path) -> Result<LocalView, Problem> {
     Ok(LocalView {
         path: path.to_path_buf(),
         original: text,
-        doc,
+        doc: std::sync::Arc::new(doc),
     })
 }
 

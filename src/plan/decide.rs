@@ -26,12 +26,11 @@ use crate::remote::{Claim, RemoteState};
 impl Planning<'_> {
     /// Plans one declared runner.
     pub fn declared(&mut self, r: &Runner, matcher: &mut Matcher) -> Result<(), Problem> {
-        let state = self.inp.state;
         let name = &r.name.value;
         let old_name = r.body.renamed_from.as_ref().map(|o| o.value.as_str());
-        let managed = state
-            .find(name)
-            .or_else(|| old_name.and_then(|o| state.find(o)));
+        let managed = self
+            .managed(name)
+            .or_else(|| old_name.and_then(|o| self.managed(o)));
         if !targeted(self.inp.targets, name, base_name(r)) {
             return Ok(());
         }

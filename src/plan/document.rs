@@ -17,7 +17,8 @@ pub const CREDENTIAL_KEYS: [&str; 4] = ["id", "token", "token_obtained_at", "tok
 /// The final document, and for each entry whose runner's steps write it.
 #[derive(Debug, Clone)]
 pub struct PlannedDocument {
-    pub original: DocumentMut,
+    /// config.toml as read: the local view's own copy, not another one.
+    pub original: std::sync::Arc<DocumentMut>,
     pub planned: DocumentMut,
     /// For each original entry: its index among the planned entries (`None`: removed).
     pub kept: Vec<Option<usize>>,

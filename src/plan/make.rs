@@ -2,11 +2,13 @@
 //! each gets its action and steps ([`super::decide`]), managed runners that are no longer
 //! declared are retired ([`super::retire`]), and the result is summed up.
 
+use std::collections::HashSet;
+
 use sha2::{Digest, Sha256};
 use toml_edit::{DocumentMut, Item};
 
 use super::document::{PlannedDocument, place_new_global_tables, unified_diff};
-use super::matcher::{self, Entry, Matcher};
+use super::matcher::{self, Entry, Matcher, Owned};
 use super::{Action, Change, Fingerprints, Plan, RunnerPlan, Side, Summary};
 use crate::desired::{Desired, Runner};
 use crate::diag::Problem;
@@ -14,7 +16,7 @@ use crate::keys::inventory;
 use crate::local::LocalView;
 use crate::local::edit::{Editor, KeyChange};
 use crate::local::expand::Environment;
-use crate::local::state::State;
+use crate::local::state::{Managed, State};
 use crate::local::value::Secrets;
 use crate::remote::RemoteView;
 
@@ -52,9 +54,47 @@ pub(super) struct Planning<'a> {
     pub removed: Vec<bool>,
     /// New entries: index among the planned entries, runner index.
     pub appended: Vec<(usize, usize)>,
+    /// Lookups made once, so that planning N runners takes time in proportion to N.
+    pub index: Index<'a>,
 }
 
-impl Planning<'_> {
+/// Maps from names to what planning looks up by name, built once per plan.
+pub(super) struct Index<'a> {
+    managed: Owned<'a>,
+    /// Every declared name and every name a declared runner was renamed from.
+    declared: HashSet<&'a str>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(d: &'a Desired, state: &'a State) -> Self {
+        let managed = Owned::new(state);
+        let mut declared = HashSet::with_capacity(d.runners.len());
+        for r in &d.runners {
+            declared.insert(r.name.value.as_str());
+            if let Some(o) = &r.body.renamed_from {
+                declared.insert(o.value.as_str());
+            }
+        }
+        Index { managed, declared }
+    }
+
+    /// The ownership record's entry for a name.
+    pub fn managed(&self, name: &str) -> Option<&'a Managed> {
+        self.managed.get(name)
+    }
+
+    /// Whether a declared runner has this name, or was renamed from it.
+    pub fn declared(&self, name: &str) -> bool {
+        self.declared.contains(name)
+    }
+}
+
+impl<'a> Planning<'a> {
+    /// The ownership record's entry for a name.
+    pub fn managed(&self, name: &str) -> Option<&'a Managed> {
+        self.index.managed(name)
+    }
+
     /// The planned table of an original entry.
     pub fn entry_table(&mut self, index: usize) -> &mut toml_edit::Table {
         self.doc
@@ -94,7 +134,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
     check_targets(inp)?;
     let offline = inp.remote.is_none();
     let inv = inventory();
-    let mut doc: DocumentMut = inp.local.doc.clone();
+    let mut doc: DocumentMut = (*inp.local.doc).clone();
     let mut editor = Editor::new(&doc, inp.secrets);
     let mut globals = Vec::new();
     if inp.targets.is_empty() {
@@ -125,6 +165,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
         owner: vec![None; entries.len()],
         removed: vec![false; entries.len()],
         appended: Vec::new(),
+        index: Index::new(d, inp.state),
     };
     let mut matcher = Matcher::new(&entries);
     for r in &d.runners {
@@ -136,13 +177,16 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
 
 fn check_targets(inp: &Inputs) -> Result<(), Problem> {
     let d = inp.desired;
+    if inp.targets.is_empty() {
+        return Ok(());
+    }
+    let mut known: HashSet<&str> = inp.state.runners.iter().map(|m| m.name.as_str()).collect();
+    for r in &d.runners {
+        known.insert(r.name.value.as_str());
+        known.extend(base_name(r));
+    }
     for t in inp.targets {
-        let known = d
-            .runners
-            .iter()
-            .any(|r| &r.name.value == t || base_name(r) == Some(t.as_str()))
-            || inp.state.find(t).is_some();
-        if !known {
+        if !known.contains(t.as_str()) {
             let names: Vec<&str> = d.runners.iter().map(|r| r.name.value.as_str()).collect();
             return Err(
                 Problem::error("unknown_target", format!("--target {t}: no such runner")).help(
@@ -161,25 +205,39 @@ fn check_targets(inp: &Inputs) -> Result<(), Problem> {
 fn finish(mut p: Planning, globals: Vec<Change>) -> Result<Plan, Problem> {
     let inp = p.inp;
     p.editor.check_missing()?;
-    // Retired entries leave the planned document last, so that indexes stayed valid.
-    let removed: Vec<usize> = (0..p.removed.len()).filter(|i| p.removed[*i]).collect();
-    if let Some(Item::ArrayOfTables(a)) = p.doc.get_mut("runners") {
-        for i in removed.iter().rev() {
-            a.remove(*i);
-        }
+    // Retired entries leave the planned document last, so that indexes stayed valid. One
+    // pass: removing them one by one would shift the rest each time.
+    let removed = p.removed.iter().filter(|r| **r).count();
+    if removed > 0
+        && let Some(Item::ArrayOfTables(a)) = p.doc.get_mut("runners")
+    {
+        let mut i = 0;
+        let gone = &p.removed;
+        a.retain(|_| {
+            // Appended entries come after every original one.
+            let keep = !gone.get(i).copied().unwrap_or(false);
+            i += 1;
+            keep
+        });
         if a.is_empty() {
             p.doc.remove("runners");
         }
     }
-    let shift = |i: usize| removed.iter().filter(|r| **r < i).count();
-    let kept: Vec<Option<usize>> = (0..p.removed.len())
-        .map(|i| (!p.removed[i]).then(|| i - shift(i)))
-        .collect();
-    let appended: Vec<(usize, usize)> = p
-        .appended
+    let mut before = 0;
+    let kept: Vec<Option<usize>> = p
+        .removed
         .iter()
-        .map(|&(i, r)| (i - removed.len(), r))
+        .enumerate()
+        .map(|(i, gone)| {
+            if *gone {
+                before += 1;
+                None
+            } else {
+                Some(i - before)
+            }
+        })
         .collect();
+    let appended: Vec<(usize, usize)> = p.appended.iter().map(|&(i, r)| (i - removed, r)).collect();
 
     let old_text = inp.local.text();
     let new_text = crate::local::write::keep_line_endings(old_text, &p.doc.to_string());

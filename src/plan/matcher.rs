@@ -8,7 +8,7 @@ use toml_edit::{Item, Table};
 
 use crate::local::LocalView;
 use crate::local::expand::Environment;
-use crate::local::state::Managed;
+use crate::local::state::{Managed, State};
 
 /// A config.toml entry, typed as far as matching and planning need it.
 #[derive(Debug, Clone)]
@@ -56,6 +56,30 @@ pub fn entries(local: &LocalView, env: &Environment) -> Vec<Entry> {
         .enumerate()
         .map(|(i, t)| Entry::from_table(i, t, env))
         .collect()
+}
+
+/// The ownership record's runners by name, for lookups that would otherwise scan the record
+/// once per runner. The first of a name wins, as with [`State::find`].
+pub struct Owned<'a>(HashMap<&'a str, &'a Managed>);
+
+impl<'a> Owned<'a> {
+    pub fn new(state: &'a State) -> Self {
+        let mut by_name = HashMap::with_capacity(state.runners.len());
+        for m in &state.runners {
+            by_name.entry(m.name.as_str()).or_insert(m);
+        }
+        Owned(by_name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a Managed> {
+        self.0.get(name).copied()
+    }
+
+    /// A declared runner's record: under its name, else the name it was renamed from.
+    pub fn of(&self, name: &str, old_name: Option<&str>) -> Option<&'a Managed> {
+        self.get(name)
+            .or_else(|| old_name.and_then(|o| self.get(o)))
+    }
 }
 
 /// Several unmanaged entries share the declared name and none can be told apart.

@@ -11,17 +11,9 @@ use crate::local::state::Managed;
 
 impl Planning<'_> {
     pub fn retire(&mut self, matcher: &mut Matcher) {
-        let d = self.inp.desired;
         let state = self.inp.state;
         for m in &state.runners {
-            let declared = d.runners.iter().any(|r| {
-                r.name.value == m.name
-                    || r.body
-                        .renamed_from
-                        .as_ref()
-                        .is_some_and(|o| o.value == m.name)
-            });
-            if declared || !targeted(self.inp.targets, &m.name, None) {
+            if self.index.declared(&m.name) || !targeted(self.inp.targets, &m.name, None) {
                 continue;
             }
             let entry = matcher.claim_retired(m);

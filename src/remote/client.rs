@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use super::pace::{Outcome, Pace};
 use super::{Cause, RemoteError};
+
+/// 429s one paced request may draw before it is reported: pacing makes a second one rare,
+/// and the bound keeps a GitLab that never lets up from holding a run forever.
+const THROTTLED_ANSWERS: u32 = 20;
 
 /// How transient failures are retried.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +67,7 @@ pub struct Client {
     token: Option<String>,
     retry: RetryPolicy,
     observer: Option<Arc<dyn Observer>>,
+    pace: Option<Arc<Pace>>,
 }
 
 /// One request to GitLab once it is over (retries included), as an [`Observer`] sees it. It
@@ -144,12 +150,23 @@ impl Client {
             token: opts.token.clone(),
             retry: opts.retry,
             observer: None,
+            pace: None,
         })
     }
 
     /// Reports every request from now on to `observer` (clones made later share it).
     pub fn observe(&mut self, observer: Arc<dyn Observer>) {
         self.observer = Some(observer);
+    }
+
+    /// Paces every request this client (and its clones) sends: see [`Pace`].
+    pub fn with_pace(mut self, pace: Arc<Pace>) -> Client {
+        self.pace = Some(pace);
+        self
+    }
+
+    pub fn pace(&self) -> Option<&Arc<Pace>> {
+        self.pace.as_ref()
     }
 
     /// Sends one request, retrying transient failures. `Ok` for 2xx only; any other
@@ -225,6 +242,8 @@ impl Client {
         repeatable: bool,
     ) -> Result<Answer, RemoteError> {
         let mut attempt = 0;
+        // 429s under pacing that took no attempt.
+        let mut spared = 0;
         loop {
             attempt += 1;
             let mut req = self
@@ -237,9 +256,16 @@ impl Client {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            let ticket = match &self.pace {
+                Some(p) => Some(p.acquire().await),
+                None => None,
+            };
             let (wait, last, cause, safe) = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    if let Some(t) = ticket {
+                        t.answered(Outcome::from_answer(status.as_u16(), resp.headers()));
+                    }
                     if transient(status) {
                         let after = retry_after(&resp);
                         (
@@ -264,9 +290,14 @@ impl Client {
                     (None, describe(&e, cause), cause, e.is_connect())
                 }
             };
+            // Under pacing a 429 is GitLab asking to slow down, not a failure: it takes no
+            // attempt, within a bound of its own.
+            if self.pace.is_some() && cause == Cause::Status && safe && spared < THROTTLED_ANSWERS {
+                spared += 1;
+            }
             // A handshake in the wrong protocol fails the same way every time.
             let hopeless = cause == Cause::Tls;
-            if attempt >= self.retry.attempts || !(repeatable || safe) || hopeless {
+            if attempt - spared >= self.retry.attempts || !(repeatable || safe) || hopeless {
                 return Err(RemoteError::Transient {
                     attempts: attempt,
                     last,

@@ -11,10 +11,12 @@ pub mod advice;
 mod client;
 mod error;
 pub mod gitlab;
+pub mod pace;
 pub mod refresh;
 pub mod wait;
 
 pub use client::{Answer, Client, ClientOptions, Exchange, Observer, RetryPolicy};
 pub use error::{Cause, RemoteError};
 pub use gitlab::{Claim, Credentials, RemoteRunner, TokenInfo};
+pub use pace::{Pace, PaceStats};
 pub use refresh::{Questions, RefreshError, RemoteState, RemoteView, refresh};

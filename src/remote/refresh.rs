@@ -4,10 +4,8 @@
 //! retries) makes the whole refresh fail: planning on a partial view could turn "GitLab was
 //! slow" into "the runner is gone", which is how other tools delete runners by accident.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
-
-use tokio::sync::Semaphore;
 
 use super::{Claim, Client, RemoteError, RemoteRunner};
 
@@ -108,157 +106,196 @@ impl std::fmt::Display for RefreshError {
     }
 }
 
-/// Asks GitLab every question, at most `concurrency` requests at a time.
+/// One question to GitLab.
+enum Ask {
+    Namespace(String, String),
+    /// An entry's token, to learn its runner's id.
+    Verify(String),
+    /// A declared token to adopt, by declared name.
+    Adopt(String, String),
+    /// An entry's token to check (`--verify-tokens`), by runner id.
+    Check(i64, String),
+    /// An interrupted registration, with its claim marker.
+    Intent(crate::local::state::Intent),
+    Runner(i64),
+}
+
+/// GitLab's answer to one question.
+enum Heard {
+    Namespace(String, String, Result<i64, RemoteError>),
+    Verify(String, Result<i64, RemoteError>),
+    Adopt(String, Result<i64, RemoteError>),
+    Check(i64, Result<i64, RemoteError>),
+    Intent(String, Result<Claim, RemoteError>),
+    Runner(i64, Result<RemoteRunner, RemoteError>),
+}
+
+async fn ask(c: Client, q: Ask, system_id: Option<Arc<str>>) -> Heard {
+    let sid = system_id.as_deref();
+    match q {
+        Ask::Namespace(kind, path) => {
+            let r = c.namespace_id(&kind, &path).await;
+            Heard::Namespace(kind, path, r)
+        }
+        Ask::Verify(token) => {
+            let r = c.verify(&token, sid).await;
+            Heard::Verify(token, r)
+        }
+        Ask::Adopt(name, token) => Heard::Adopt(name, c.verify(&token, sid).await),
+        Ask::Check(id, token) => Heard::Check(id, c.verify(&token, sid).await),
+        Ask::Intent(i) => {
+            let r = c
+                .claim(&i.list_path, &i.runner_type, &i.description, &i.marker)
+                .await;
+            Heard::Intent(i.name, r)
+        }
+        Ask::Runner(id) => Heard::Runner(id, c.runner(id).await),
+    }
+}
+
+/// Asks GitLab every question, at most `concurrency` requests at a time, fewer when GitLab
+/// throttles or slows down (the client's [`super::Pace`], when it has one, decides; one is
+/// made for this refresh otherwise).
+///
+/// Every question is asked at once, in one stream: a runner's id learned from a token is
+/// read as soon as it is known, and what GitLab answers is decoded while other requests are
+/// in flight. At most `concurrency` questions exist at any time, so memory does not grow
+/// with the number of runners.
 pub async fn refresh(
     client: &Client,
     q: Questions,
     concurrency: usize,
 ) -> Result<RemoteView, RefreshError> {
-    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let cap = concurrency.max(1);
+    let client = match client.pace() {
+        Some(_) => client.clone(),
+        None => client.clone().with_pace(super::Pace::new(cap)),
+    };
+    let system_id: Option<Arc<str>> = q.system_id.as_deref().map(Arc::from);
     let mut view = RemoteView::default();
 
+    let mut asked: HashSet<i64> = HashSet::new();
+    let mut queue: VecDeque<Ask> = VecDeque::new();
+    queue.extend(q.namespaces.into_iter().map(|(k, p)| Ask::Namespace(k, p)));
+    queue.extend(q.tokens.into_iter().map(Ask::Verify));
+    queue.extend(q.adopt.into_iter().map(|(n, t)| Ask::Adopt(n, t)));
+    queue.extend(q.check_tokens.into_iter().map(|(i, t)| Ask::Check(i, t)));
+    queue.extend(q.intents.into_iter().map(Ask::Intent));
+    for id in q.runner_ids {
+        if id > 0 && asked.insert(id) {
+            queue.push_back(Ask::Runner(id));
+        }
+    }
+
     let mut tasks = tokio::task::JoinSet::new();
-    for (kind, path) in q.namespaces {
-        let (c, sem) = (client.clone(), sem.clone());
-        tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let r = c.namespace_id(&kind, &path).await;
-            (kind, path, r)
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        let (kind, path, r) = done.expect("refresh task");
-        match r {
-            Ok(id) => {
-                view.namespaces.insert((kind, path), id);
-            }
-            Err(error @ RemoteError::Definite { .. }) => {
-                return Err(RefreshError::UnknownNamespace { kind, path, error });
-            }
-            Err(error) => {
-                return Err(RefreshError::Unanswered {
-                    what: format!("looking up {path}"),
-                    error,
-                });
-            }
-        }
-    }
-
-    let system_id = q.system_id.clone();
-    let mut verifies = tokio::task::JoinSet::new();
-    for token in q.tokens {
-        let (c, sem, sid) = (client.clone(), sem.clone(), system_id.clone());
-        verifies.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let r = c.verify(&token, sid.as_deref()).await;
-            (token, r)
-        });
-    }
-    let mut ids = q.runner_ids;
-    while let Some(done) = verifies.join_next().await {
-        let (token, r) = done.expect("verify task");
-        match r {
-            Ok(id) => {
-                ids.push(id);
-                view.verified.insert(token, Ok(id));
-            }
-            Err(RemoteError::Definite { status, message }) => {
-                view.verified.insert(token, Err((status, message)));
-            }
-            Err(error) => {
-                return Err(RefreshError::Unanswered {
-                    what: "verifying a runner token".into(),
-                    error,
-                });
-            }
-        }
-    }
-
-    for (name, token) in q.adopt {
-        match client.verify(&token, system_id.as_deref()).await {
-            Ok(id) => {
-                ids.push(id);
-                view.adopted.insert(name, Ok(id));
-            }
-            Err(RemoteError::Definite { status, message }) => {
-                view.adopted.insert(name, Err((status, message)));
-            }
-            Err(error) => {
-                return Err(RefreshError::Unanswered {
-                    what: format!("verifying the token declared for {name}"),
-                    error,
-                });
-            }
-        }
-    }
-    for (id, token) in q.check_tokens {
-        match client.verify(&token, system_id.as_deref()).await {
-            Ok(_) => {}
-            Err(RemoteError::Definite {
-                status: status @ (401 | 403),
-                message,
-            }) => {
-                view.rejected.insert(id, (status, message));
-            }
-            Err(RemoteError::Definite { .. }) => {}
-            Err(error) => {
-                return Err(RefreshError::Unanswered {
-                    what: format!("verifying the token of runner {id}"),
-                    error,
-                });
-            }
-        }
-    }
-    for i in q.intents {
-        match client
-            .claim(&i.list_path, &i.runner_type, &i.description, &i.marker)
-            .await
+    loop {
+        while tasks.len() < cap
+            && let Some(next) = queue.pop_front()
         {
-            Ok(claim) => {
-                view.claims.insert(i.name, claim);
-            }
-            Err(error) => {
-                return Err(RefreshError::Unanswered {
-                    what: format!(
-                        "looking for the runner an interrupted apply registered for {}",
-                        i.name
-                    ),
-                    error,
-                });
-            }
+            tasks.spawn(ask(client.clone(), next, system_id.clone()));
         }
-    }
-
-    ids.sort_unstable();
-    ids.dedup();
-    let mut gets = tokio::task::JoinSet::new();
-    for id in ids.into_iter().filter(|id| *id > 0) {
-        let (c, sem) = (client.clone(), sem.clone());
-        gets.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            (id, c.runner(id).await)
-        });
-    }
-    while let Some(done) = gets.join_next().await {
-        let (id, r) = done.expect("runner task");
-        match r {
-            Ok(runner) => {
-                view.runners.insert(id, RemoteState::Exists(runner));
-            }
-            // With an access token, 403 means "you may not look", not "it is gone".
-            Err(RemoteError::Definite {
-                status: status @ (404 | 410),
-                message,
-            }) => {
-                view.runners
-                    .insert(id, RemoteState::Gone { status, message });
-            }
-            Err(error) => {
-                return Err(RefreshError::Unanswered {
-                    what: format!("reading runner {id}"),
-                    error,
-                });
-            }
+        let Some(done) = tasks.join_next().await else {
+            break;
+        };
+        let mut learned = None;
+        match done.expect("refresh task") {
+            Heard::Namespace(kind, path, r) => match r {
+                Ok(id) => {
+                    view.namespaces.insert((kind, path), id);
+                }
+                Err(error @ RemoteError::Definite { .. }) => {
+                    return Err(RefreshError::UnknownNamespace { kind, path, error });
+                }
+                Err(error) => {
+                    return Err(RefreshError::Unanswered {
+                        what: format!("looking up {path}"),
+                        error,
+                    });
+                }
+            },
+            Heard::Verify(token, r) => match r {
+                Ok(id) => {
+                    learned = Some(id);
+                    view.verified.insert(token, Ok(id));
+                }
+                Err(RemoteError::Definite { status, message }) => {
+                    view.verified.insert(token, Err((status, message)));
+                }
+                Err(error) => {
+                    return Err(RefreshError::Unanswered {
+                        what: "verifying a runner token".into(),
+                        error,
+                    });
+                }
+            },
+            Heard::Adopt(name, r) => match r {
+                Ok(id) => {
+                    learned = Some(id);
+                    view.adopted.insert(name, Ok(id));
+                }
+                Err(RemoteError::Definite { status, message }) => {
+                    view.adopted.insert(name, Err((status, message)));
+                }
+                Err(error) => {
+                    return Err(RefreshError::Unanswered {
+                        what: format!("verifying the token declared for {name}"),
+                        error,
+                    });
+                }
+            },
+            Heard::Check(id, r) => match r {
+                Ok(_) => {}
+                Err(RemoteError::Definite {
+                    status: status @ (401 | 403),
+                    message,
+                }) => {
+                    view.rejected.insert(id, (status, message));
+                }
+                Err(RemoteError::Definite { .. }) => {}
+                Err(error) => {
+                    return Err(RefreshError::Unanswered {
+                        what: format!("verifying the token of runner {id}"),
+                        error,
+                    });
+                }
+            },
+            Heard::Intent(name, r) => match r {
+                Ok(claim) => {
+                    view.claims.insert(name, claim);
+                }
+                Err(error) => {
+                    return Err(RefreshError::Unanswered {
+                        what: format!(
+                            "looking for the runner an interrupted apply registered for {name}"
+                        ),
+                        error,
+                    });
+                }
+            },
+            Heard::Runner(id, r) => match r {
+                Ok(runner) => {
+                    view.runners.insert(id, RemoteState::Exists(runner));
+                }
+                // With an access token, 403 means "you may not look", not "it is gone".
+                Err(RemoteError::Definite {
+                    status: status @ (404 | 410),
+                    message,
+                }) => {
+                    view.runners
+                        .insert(id, RemoteState::Gone { status, message });
+                }
+                Err(error) => {
+                    return Err(RefreshError::Unanswered {
+                        what: format!("reading runner {id}"),
+                        error,
+                    });
+                }
+            },
+        }
+        if let Some(id) = learned.filter(|id| *id > 0)
+            && asked.insert(id)
+        {
+            queue.push_back(Ask::Runner(id));
         }
     }
     Ok(view)

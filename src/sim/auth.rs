@@ -44,31 +44,35 @@ impl<S: Send + Sync> FromRequestParts<S> for Credentials {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(String::from)
-        };
-        if let Some(t) = header("private-token") {
-            return Ok(Credentials(Some(t)));
-        }
-        if let Some(b) = header("authorization")
-            && let Some((scheme, t)) = b.split_once(' ')
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            return Ok(Credentials(Some(t.trim().to_string())));
-        }
-        let from_query = parts.uri.query().and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "private_token" || k == "access_token")
-                .map(|(_, v)| v.into_owned())
-        });
-        Ok(Credentials(from_query))
+        Ok(Credentials(token_of(&parts.headers, &parts.uri)))
     }
+}
+
+/// The user token of a request, wherever GitLab accepts it; also what the rate limit counts
+/// requests by.
+pub fn token_of(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
+    if let Some(t) = header("private-token") {
+        return Some(t);
+    }
+    if let Some(b) = header("authorization")
+        && let Some((scheme, t)) = b.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        return Some(t.trim().to_string());
+    }
+    uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "private_token" || k == "access_token")
+            .map(|(_, v)| v.into_owned())
+    })
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -18,6 +18,8 @@
 //! | `GET /-/sim/registration_token[?project_id=\|group_id=]` | a legacy registration token |
 //! | `GET`/`POST`/`DELETE /-/sim/faults` | injected failures ([`Fault`] as JSON) |
 //! | `GET`/`PUT`/`DELETE /-/sim/latency` `{"path","millis"}` | injected latency |
+//! | `GET`/`PUT`/`DELETE /-/sim/rate_limit` `{"requests","period_seconds"}` | a fixed-window rate limit per token ([`RateLimit`]) |
+//! | `GET`/`PUT`/`DELETE /-/sim/workers` `{"workers"}` | at most this many API requests served at once |
 //! | `GET /-/sim/runners`, `GET /-/sim/runners/:id` | runners as stored (no tokens) |
 //! | `PATCH /-/sim/runners/:id` | edit "in the UI": tags, paused, description, ... |
 //! | `DELETE /-/sim/runners/:id` | delete "in the UI" |
@@ -46,6 +48,7 @@ use super::clock::{self, iso};
 use super::faults::{Fault, Latency};
 use super::observe::LoggedRequest;
 use super::state::{Role, Runner, Settings, State as Db};
+use super::throttle::RateLimit;
 use super::{Shared, SimError, Simulator, lock};
 
 /// Where a membership applies.
@@ -381,6 +384,22 @@ impl Shared {
         lock(&self.log).entries()
     }
 
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        lock(&self.limiter).set(limit);
+    }
+
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        lock(&self.limiter).get()
+    }
+
+    pub fn set_workers(&self, workers: Option<usize>) {
+        lock(&self.workers).set(workers);
+    }
+
+    pub fn workers(&self) -> Option<usize> {
+        lock(&self.workers).get()
+    }
+
     pub fn clear_requests(&self) {
         lock(&self.log).clear();
     }
@@ -396,6 +415,8 @@ impl Shared {
                 "groups": st.groups.values().map(|g| json!({"id": g.id, "full_path": st.group_full_path(g.id), "parent_id": g.parent_id, "allow_runner_registration_token": g.allow_runner_registration_token})).collect::<Vec<_>>(),
                 "projects": st.projects.values().map(|p| json!({"id": p.id, "path_with_namespace": st.project_full_path(p.id), "namespace_id": p.namespace_id})).collect::<Vec<_>>(),
                 "runners": st.runners.len(),
+                "rate_limit": lock(&self.limiter).get(),
+                "workers": lock(&self.workers).get(),
             })
         })
     }
@@ -564,6 +585,22 @@ impl Simulator {
 
     pub fn clear_requests(&self) {
         self.shared().clear_requests()
+    }
+
+    /// Limits every token to `limit.requests` API requests per `limit.period_seconds`, in
+    /// fixed windows, answering 429 with GitLab's `RateLimit-*` headers and `Retry-After`
+    /// beyond; `None` lifts the limit.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.shared().set_rate_limit(limit)
+    }
+
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.shared().rate_limit()
+    }
+
+    /// Serves at most `workers` API requests at once; the others wait (`None`: no bound).
+    pub fn set_workers(&self, workers: Option<usize>) {
+        self.shared().set_workers(workers)
     }
 }
 
@@ -802,6 +839,51 @@ async fn put_latency(State(app): App, Json(l): Json<Latency>) -> Response {
     Json(l).into_response()
 }
 
+async fn get_rate_limit(State(app): App) -> Response {
+    Json(app.rate_limit()).into_response()
+}
+
+async fn put_rate_limit(State(app): App, Json(l): Json<RateLimit>) -> Response {
+    if l.requests == 0 || l.period_seconds == 0 {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "requests and period_seconds must be positive (DELETE lifts the limit)",
+        );
+    }
+    app.set_rate_limit(Some(l));
+    Json(l).into_response()
+}
+
+async fn clear_rate_limit(State(app): App) -> Response {
+    app.set_rate_limit(None);
+    Json(json!({})).into_response()
+}
+
+#[derive(Deserialize)]
+struct WorkersBody {
+    workers: usize,
+}
+
+async fn get_workers(State(app): App) -> Response {
+    Json(json!({ "workers": app.workers() })).into_response()
+}
+
+async fn put_workers(State(app): App, Json(b): Json<WorkersBody>) -> Response {
+    if b.workers == 0 {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "workers must be positive (DELETE lifts the bound)",
+        );
+    }
+    app.set_workers(Some(b.workers));
+    Json(json!({ "workers": b.workers })).into_response()
+}
+
+async fn clear_workers(State(app): App) -> Response {
+    app.set_workers(None);
+    Json(json!({})).into_response()
+}
+
 async fn list_runners(State(app): App) -> Response {
     Json(app.snapshots()).into_response()
 }
@@ -886,6 +968,16 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route(
             "/latency",
             get(get_latency).put(put_latency).delete(clear_latency),
+        )
+        .route(
+            "/rate_limit",
+            get(get_rate_limit)
+                .put(put_rate_limit)
+                .delete(clear_rate_limit),
+        )
+        .route(
+            "/workers",
+            get(get_workers).put(put_workers).delete(clear_workers),
         )
         .route("/runners", get(list_runners))
         .route(

@@ -25,6 +25,7 @@ pub mod persist;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod throttle;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -38,6 +39,7 @@ pub use control::{MemberOf, RegistrationScope, RunnerEdit, RunnerSnapshot};
 pub use faults::{Fault, FaultKind, Latency};
 pub use observe::LoggedRequest;
 pub use state::{Role, RunnerType, Settings};
+pub use throttle::RateLimit;
 
 use faults::Faults;
 use observe::{CHANGED, RequestLog};
@@ -88,6 +90,10 @@ pub struct Shared {
     state: Mutex<State>,
     faults: Mutex<Faults>,
     log: Mutex<RequestLog>,
+    limiter: Mutex<throttle::Limiter>,
+    workers: Mutex<throttle::Workers>,
+    /// API requests arrived and not yet answered (waiting for a worker included).
+    in_flight: std::sync::atomic::AtomicU32,
     persist: Option<PathBuf>,
     echo_requests: bool,
 }
@@ -169,6 +175,9 @@ impl Simulator {
             state: Mutex::new(st),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(RequestLog::default()),
+            limiter: Mutex::new(throttle::Limiter::default()),
+            workers: Mutex::new(throttle::Workers::default()),
+            in_flight: std::sync::atomic::AtomicU32::new(0),
             persist: opts.state_file.clone(),
             echo_requests: opts.echo_requests,
         });

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Shared;
+use super::auth;
 use super::clock;
 use super::faults::{Fault, FaultKind};
 use super::server::Connection;
@@ -42,8 +44,13 @@ pub struct LoggedRequest {
     pub write: bool,
     /// The request changed the simulated GitLab's state.
     pub changed: bool,
-    /// The injected fault that shaped the answer, if any.
+    /// The injected fault that shaped the answer, if any (`rate limit` for a request the
+    /// simulator's rate limit rejected).
     pub fault: Option<String>,
+    /// API requests in progress when it arrived, itself included (those waiting for a
+    /// worker count): how hard the client was pressing.
+    #[serde(default)]
+    pub in_flight: u32,
 }
 
 #[derive(Debug, Default)]
@@ -179,6 +186,25 @@ async fn malformed(real: Option<Response>) -> Response {
     res
 }
 
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicU32);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What GitLab's Rack::Attack answers a throttled request with: plain text.
+fn over_the_limit() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "Retry later\n",
+    )
+        .into_response()
+}
+
 /// Answers as the fault says, or `None` when the connection is to be dropped.
 async fn faulted(f: &Fault, real: Option<Response>) -> Option<Response> {
     Some(match f.kind {
@@ -198,14 +224,32 @@ pub async fn observe(State(app): State<Arc<Shared>>, req: Request, next: Next) -
     let method = req.method().clone();
     let shown = shown_target(req.uri());
     let conn = req.extensions().get::<Connection>().cloned();
+    let in_flight = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _counted = InFlight(&app.in_flight);
+    let worker = super::lock(&app.workers).semaphore();
+    let _worker = match worker {
+        Some(w) => w.acquire_owned().await.ok(),
+        None => None,
+    };
 
     let delay = super::lock(&app.faults).delay_for(&path);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    let fault = super::lock(&app.faults).take(method.as_str(), &path);
+    let key = auth::token_of(req.headers(), req.uri()).unwrap_or_else(|| {
+        conn.as_ref()
+            .map_or_else(|| "unknown peer".to_string(), |c| c.peer.ip().to_string())
+    });
+    let quota = super::lock(&app.limiter).count(&key, clock::wall_ms());
+    let limited = quota.as_ref().is_some_and(|q| !q.allowed);
+    let fault = if limited {
+        None
+    } else {
+        super::lock(&app.faults).take(method.as_str(), &path)
+    };
 
     let (response, changed) = match &fault {
+        _ if limited => (Some(over_the_limit()), false),
         Some(f) if !f.after => (faulted(f, None).await, false),
         _ => {
             let (real, changed) = CHANGED
@@ -221,6 +265,13 @@ pub async fn observe(State(app): State<Arc<Shared>>, req: Request, next: Next) -
         }
     };
 
+    let response = response.map(|mut r| {
+        if let Some(q) = &quota {
+            q.write_headers(r.headers_mut());
+        }
+        r
+    });
+
     let entry = super::lock(&app.log).push(LoggedRequest {
         seq: 0,
         method: method.to_string(),
@@ -228,7 +279,12 @@ pub async fn observe(State(app): State<Arc<Shared>>, req: Request, next: Next) -
         status: response.as_ref().map(|r| r.status().as_u16()),
         write: is_write(&method),
         changed,
-        fault: fault.as_ref().map(fault_name),
+        fault: if limited {
+            Some("rate limit".to_string())
+        } else {
+            fault.as_ref().map(fault_name)
+        },
+        in_flight,
     });
     if app.echo_requests {
         let status = entry

@@ -15,6 +15,7 @@ mod test_import;
 mod test_local;
 mod test_malformed;
 mod test_online;
+mod test_pace;
 mod test_progress;
 mod test_props;
 mod test_reference;

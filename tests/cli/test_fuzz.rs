@@ -321,7 +321,7 @@ fn run_toml(d: &desired::Desired, input: &[u8]) -> Result<(), String> {
         let local = LocalView {
             path: path.to_path_buf(),
             original: Some(text.clone()),
-            doc,
+            doc: doc.into(),
         };
         let secrets = runnerform::local::value::Secrets::default();
         let _ = runnerform::plan::plan(&runnerform::plan::Inputs {

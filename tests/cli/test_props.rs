@@ -134,7 +134,9 @@ fn view(text: &str) -> LocalView {
     LocalView {
         path: "config.toml".into(),
         original: Some(text.to_string()),
-        doc: local::parse(std::path::Path::new("config.toml"), text).expect("valid TOML"),
+        doc: local::parse(std::path::Path::new("config.toml"), text)
+            .expect("valid TOML")
+            .into(),
     }
 }
 
