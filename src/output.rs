@@ -111,14 +111,16 @@ pub const APPLY_FORMAT: u32 = 1;
 pub enum ApplyEvent {
     /// Another runnerform holds the lock on config.toml; this one waits for it.
     WaitingForLock { config_toml: String },
-    /// A step is about to run. `index` counts from 1 to `total` over the whole apply.
+    /// A step is about to run. `index` counts the steps started, from 1 to `total` over the
+    /// whole apply (runners run in parallel, each runner's steps in order).
     Started {
         index: usize,
         total: usize,
         runner: String,
         step: String,
     },
-    /// A step is done; `detail` says what came of it ("GitLab id 12"), or is empty.
+    /// A step is done; `index` counts the steps finished; `detail` says what came of it
+    /// ("GitLab id 12"), or is empty.
     Finished {
         index: usize,
         total: usize,
@@ -193,7 +195,8 @@ pub struct ApplySummary {
 /// What an apply did.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct OutcomeReport {
-    /// Runners registered on GitLab.
+    /// Runners registered on GitLab (each also had its claim marker cleared with a `PUT`,
+    /// counted here rather than under `updated`).
     pub registered: usize,
     /// Tokens reset (rotations, take-overs).
     pub tokens_reset: usize,
