@@ -25,6 +25,25 @@ fn writes(h: &Host) -> Vec<String> {
         .collect()
 }
 
+/// Registers an instance runner outside runnerform and appends an entry for it to config.toml
+/// with its token and no id, as an old gitlab-runner would have written it. Returns its token.
+fn hand_made_entry(h: &Host, name: &str) -> String {
+    let made = h
+        .as_admin(async |c| {
+            c.create_runner(&serde_json::json!({"runner_type": "instance_type"}))
+                .await
+        })
+        .unwrap();
+    let cfg = h.config()
+        + &format!(
+            "\n[[runners]]\n  name = \"{name}\"\n  url = \"{}\"\n  token = \"{}\"\n  executor = \"shell\"\n",
+            h.sim.url(),
+            made.token
+        );
+    std::fs::write(h.env.path().join("config.toml"), cfg).unwrap();
+    made.token
+}
+
 #[test]
 fn a_create_shows_every_attribute_and_the_entry_it_will_write() {
     let h = Host::new(
@@ -103,21 +122,9 @@ fn the_default_plan_sends_only_get_requests() {
     let h = Host::new(FLEET);
     assert_eq!(h.run(&["apply", "--yes"]).code, 0);
     // An entry without an id, and a runner adopted by its token.
-    let made = h
-        .as_admin(async |c| {
-            c.create_runner(&serde_json::json!({"runner_type": "instance_type"}))
-                .await
-        })
-        .unwrap();
-    let cfg = h.config()
-        + &format!(
-            "\n[[runners]]\n  name = \"old\"\n  url = \"{}\"\n  token = \"{}\"\n  executor = \"shell\"\n",
-            h.sim.url(),
-            made.token
-        );
-    std::fs::write(h.env.path().join("config.toml"), cfg).unwrap();
+    let token = hand_made_entry(&h, "old");
     let mut h = h;
-    h.env.set_env("ADOPT_TOKEN", &made.token);
+    h.env.set_env("ADOPT_TOKEN", &token);
     h.declare(&format!(
         "{FLEET}runner \"old\" {{\n    instance\n    executor \"shell\"\n}}\nrunner \"adopted\" {{\n    token env=\"ADOPT_TOKEN\"\n    executor \"shell\"\n}}\n"
     ));
@@ -216,19 +223,7 @@ fn the_apply_summary_counts_what_gitlab_was_sent() {
     );
 
     // One more, one fewer, one changed, and an unmanaged entry without id deleted by token.
-    let stranger = h
-        .as_admin(async |c| {
-            c.create_runner(&serde_json::json!({"runner_type": "instance_type"}))
-                .await
-        })
-        .unwrap();
-    let cfg = h.config()
-        + &format!(
-            "\n[[runners]]\n  name = \"stranger\"\n  url = \"{}\"\n  token = \"{}\"\n  executor = \"shell\"\n",
-            h.sim.url(),
-            stranger.token
-        );
-    std::fs::write(h.env.path().join("config.toml"), cfg).unwrap();
+    hand_made_entry(&h, "stranger");
     h.declare(&format!(
         "{}runner \"extra\" {{\n    instance\n}}\n",
         FLEET

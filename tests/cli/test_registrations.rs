@@ -23,6 +23,15 @@ fn look_alike(h: &Host) -> runnerform::remote::Credentials {
     .unwrap()
 }
 
+/// The next registration reaches GitLab, which registers the runner, but its answer is lost.
+fn lose_the_answer_after_gitlab_acted(h: &Host) {
+    h.sim.inject(
+        Fault::new("/api/v4/user/runners", FaultKind::Drop)
+            .method("POST")
+            .after(),
+    );
+}
+
 fn entry_id(h: &Host, name: &str) -> Option<i64> {
     let doc: toml_edit::DocumentMut = h.config().parse().ok()?;
     doc.get("runners")?
@@ -102,11 +111,7 @@ fn a_look_alike_is_never_taken_over_when_gitlab_did_not_act() {
 fn after_a_lost_answer_only_the_runner_with_the_marker_is_taken_over() {
     let h = Host::new(ONE);
     // GitLab registers it, the answer is lost; then a colleague registers a look-alike.
-    h.sim.inject(
-        Fault::new("/api/v4/user/runners", FaultKind::Drop)
-            .method("POST")
-            .after(),
-    );
+    lose_the_answer_after_gitlab_acted(&h);
     assert_eq!(h.run(&["apply", "--yes"]).code, 1);
     let ours = h.sim.runners()[0].id;
     let colleague = look_alike(&h);
@@ -132,11 +137,7 @@ fn after_a_lost_answer_only_the_runner_with_the_marker_is_taken_over() {
 #[test]
 fn a_registration_whose_marker_cannot_be_read_is_refused_with_what_to_check() {
     let h = Host::new(ONE);
-    h.sim.inject(
-        Fault::new("/api/v4/user/runners", FaultKind::Drop)
-            .method("POST")
-            .after(),
-    );
+    lose_the_answer_after_gitlab_acted(&h);
     assert_eq!(h.run(&["apply", "--yes"]).code, 1);
     let ours = h.sim.runners()[0].id;
     h.sim.inject(

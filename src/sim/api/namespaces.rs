@@ -77,22 +77,28 @@ fn access_level(role: crate::sim::state::Role) -> u32 {
     }
 }
 
-/// A member as `members/all/:user_id` shows it: inherited memberships count.
-fn member_response(
-    st: &Db,
+/// A member as `members/all/:user_id` shows it: inherited memberships count. `find` finds
+/// the project or group the caller may see; `role` is the user's role in it.
+fn member(
+    st: &mut Db,
+    cred: &Credentials,
+    id: &str,
     user_id: &str,
-    role: Option<crate::sim::state::Role>,
+    find: fn(&Db, &Caller, &str) -> ApiResult<u64>,
+    role: fn(&Db, u64, u64) -> Option<crate::sim::state::Role>,
 ) -> ApiResult<Response> {
-    let id = user_id
+    let caller = st.authenticate(cred, READ)?;
+    let id = find(st, &caller, id)?;
+    let user = user_id
         .parse::<u64>()
         .map_err(|_| ApiError::not_found("Member"))?;
-    let (Some(role), Some(user)) = (role, st.users.get(&id)) else {
+    let (Some(role), Some(u)) = (role(st, user, id), st.users.get(&user)) else {
         return Err(ApiError::not_found("Member"));
     };
     Ok(Json(serde_json::json!({
-        "id": user.id,
-        "username": user.username,
-        "name": user.name,
+        "id": u.id,
+        "username": u.username,
+        "name": u.name,
         "state": "active",
         "access_level": access_level(role),
     }))
@@ -106,15 +112,7 @@ pub async fn project_member(
     cred: Credentials,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    app.with(|st| {
-        let caller = st.authenticate(&cred, READ)?;
-        let id = find_project(st, &caller, &id)?;
-        let role = user_id
-            .parse::<u64>()
-            .ok()
-            .and_then(|u| st.project_role(u, id));
-        member_response(st, &user_id, role)
-    })
+    app.with(|st| member(st, &cred, &id, &user_id, find_project, Db::project_role))
 }
 
 /// `GET /groups/:id/members/all/:user_id`.
@@ -123,15 +121,7 @@ pub async fn group_member(
     cred: Credentials,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    app.with(|st| {
-        let caller = st.authenticate(&cred, READ)?;
-        let id = find_group(st, &caller, &id)?;
-        let role = user_id
-            .parse::<u64>()
-            .ok()
-            .and_then(|u| st.group_role(u, id));
-        member_response(st, &user_id, role)
-    })
+    app.with(|st| member(st, &cred, &id, &user_id, find_group, Db::group_role))
 }
 
 /// `GET /projects/:id/runners`: the project's own runners, its groups' and the instance's.
