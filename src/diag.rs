@@ -310,6 +310,9 @@ impl Diagnostic for Problem {
 #[derive(Debug, Default, Clone)]
 pub struct Problems {
     pub list: Vec<Problem>,
+    /// Errors and warnings left out of `list` by the per-file limit (each file's are counted
+    /// by one `too_many_problems` entry instead).
+    pub hidden: (usize, usize),
 }
 
 impl Problems {
@@ -321,12 +324,23 @@ impl Problems {
         self.list.iter().any(Problem::is_error)
     }
 
+    /// Every error found, those the per-file limit hid included.
     pub fn errors(&self) -> usize {
-        self.list.iter().filter(|p| p.is_error()).count()
+        self.counted(true) + self.hidden.0
     }
 
+    /// Every warning found, those the per-file limit hid included.
     pub fn warnings(&self) -> usize {
-        self.list.len() - self.errors()
+        self.counted(false) + self.hidden.1
+    }
+
+    /// Problems in the list of one severity, not counting the entries that stand for hidden
+    /// ones.
+    fn counted(&self, errors: bool) -> usize {
+        self.list
+            .iter()
+            .filter(|p| p.is_error() == errors && p.code != "too_many_problems")
+            .count()
     }
 
     /// Problems in source order: by file, then by offset, so output is stable.
@@ -384,6 +398,8 @@ impl Problems {
             false
         });
         for (_, name, errors, warnings) in hidden {
+            self.hidden.0 += errors;
+            self.hidden.1 += warnings;
             let counts: Vec<String> = [(errors, "error"), (warnings, "warning")]
                 .into_iter()
                 .filter(|(n, _)| *n > 0)

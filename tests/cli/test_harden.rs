@@ -130,6 +130,11 @@ fn problems_shown_per_file_are_capped_and_the_rest_counted() {
         "{}",
         out.stderr
     );
+    // The totals count every problem found, not only those shown.
+    assert!(out.stderr.contains("300 errors found"), "{}", out.stderr);
+    let json = env.run(&["validate", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["errors"], 300, "{}", json.stdout);
 }
 
 #[test]
