@@ -200,6 +200,12 @@ pub fn execute(
         abort_after: std::env::var("RUNNERFORM_TEST_ABORT_AFTER")
             .ok()
             .and_then(|v| v.parse().ok()),
+        entry_of: document
+            .owner
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.map(|r| (r, i)))
+            .collect(),
         runners: cx
             .desired
             .runners
@@ -302,6 +308,8 @@ struct Run<'a> {
     /// that tests can prove a crash at any point loses and repeats nothing.
     abort_after: Option<usize>,
     runners: HashMap<&'a str, &'a Runner>,
+    /// The original entry each runner's steps change, by runner index.
+    entry_of: HashMap<usize, usize>,
     shared: RefCell<Shared>,
     on_event: RefCell<&'a mut dyn FnMut(Event)>,
 }
@@ -452,7 +460,7 @@ impl Run<'_> {
 
     /// The original entry a runner's steps change: its GitLab id and name.
     fn original_entry(&self, ri: usize) -> (i64, Option<String>, Option<String>) {
-        let Some(i) = self.document.owner.iter().position(|o| *o == Some(ri)) else {
+        let Some(&i) = self.entry_of.get(&ri) else {
             return (0, None, None);
         };
         let t = self
