@@ -532,16 +532,7 @@ fn every_fixture_imports_and_plans_offline_without_any_secret_exported() {
         let name = fixture.file_stem().unwrap().to_string_lossy().to_string();
         let before = std::fs::read_to_string(&fixture).unwrap();
         let env = TestEnvironment::new();
-        env.write("config.toml", &before);
-        let out = env.run(&[
-            "import",
-            "--config-toml",
-            "config.toml",
-            "-o",
-            "runners.kdl",
-        ]);
-        assert_eq!(out.code, 0, "{name}: {}", out.combined());
-        let kdl = std::fs::read_to_string(env.path().join("runners.kdl")).unwrap();
+        let kdl = crate::test_import::import_into(&env, &name, &before);
         let plan = env.run(&["plan", "--offline"]);
         assert_eq!(plan.code, 0, "{name}:\n{kdl}\n{}", plan.combined());
         let apply = env.run(&["apply", "--offline", "--yes"]);

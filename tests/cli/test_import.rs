@@ -192,9 +192,9 @@ fn cases() -> Vec<(String, String)> {
     out
 }
 
-/// Imports `toml`, checks the file, plans and applies it offline; returns the KDL.
-fn offline_roundtrip(name: &str, toml: &str) -> String {
-    let mut env = TestEnvironment::new();
+/// Writes `toml` as the environment's config.toml and imports it into runners.kdl; returns
+/// the KDL.
+pub(crate) fn import_into(env: &TestEnvironment, name: &str, toml: &str) -> String {
     env.write("config.toml", toml);
     let out = env.run(&[
         "import",
@@ -204,7 +204,13 @@ fn offline_roundtrip(name: &str, toml: &str) -> String {
         "runners.kdl",
     ]);
     assert_eq!(out.code, 0, "{name}: {}", out.combined());
-    let kdl = std::fs::read_to_string(env.path().join("runners.kdl")).unwrap();
+    std::fs::read_to_string(env.path().join("runners.kdl")).unwrap()
+}
+
+/// Imports `toml`, checks the file, plans and applies it offline; returns the KDL.
+fn offline_roundtrip(name: &str, toml: &str) -> String {
+    let mut env = TestEnvironment::new();
+    let kdl = import_into(&env, name, toml);
     let doc: DocumentMut = toml.parse().unwrap();
     for secret in secret_values(&doc) {
         assert!(
