@@ -397,12 +397,12 @@ impl Run<'_> {
     /// Writes config.toml and the ownership record as far as the runners got.
     fn write_all(&self) -> Result<(), Problem> {
         let mut sh = self.shared.borrow_mut();
-        let doc = self
+        let assembled = self
             .document
             .assemble(&sh.done, &sh.fills)
             .map_err(|e| Problem::error("internal", format!("cannot write config.toml: {e}")))?;
-        let before = crate::local::read(self.path)?.original.unwrap_or_default();
-        let text = write::keep_line_endings(&before, &doc.to_string());
+        let before = crate::local::read_text(self.path)?.unwrap_or_default();
+        let text = write::keep_line_endings(&before, assembled);
         if text != before {
             write::replace(self.path, text.as_bytes(), 0o600)?;
             sh.outcome.config_written = true;
@@ -463,23 +463,11 @@ impl Run<'_> {
         let Some(&i) = self.entry_of.get(&ri) else {
             return (0, None, None);
         };
-        let t = self
-            .document
-            .original
-            .get("runners")
-            .and_then(toml_edit::Item::as_array_of_tables)
-            .and_then(|a| a.get(i));
-        let get = |k: &str| {
-            t.and_then(|t| t.get(k))
-                .and_then(toml_edit::Item::as_str)
-                .map(str::to_string)
-        };
+        let f = &self.document.original.facts()[i];
         (
-            t.and_then(|t| t.get("id"))
-                .and_then(toml_edit::Item::as_integer)
-                .unwrap_or(0),
-            get("name"),
-            get("token").map(|tok| self.cx.env.expand(&tok)),
+            f.id,
+            f.name.clone(),
+            f.token.as_deref().map(|tok| self.cx.env.expand(tok)),
         )
     }
 
@@ -702,10 +690,9 @@ fn new_marker() -> String {
 /// Refuses when config.toml or the ownership record changed since the plan was made.
 pub fn check_unchanged(plan: &Plan) -> Result<(), Problem> {
     let path = Path::new(&plan.config_toml);
-    let now = crate::local::read(path)?;
+    let now = crate::local::read_text(path)?;
     let (_, state_text) = state::read(path)?;
     let config_now = now
-        .original
         .as_deref()
         .map_or_else(|| "absent".to_string(), crate::plan::digest_text);
     let state_now = state_text

@@ -21,7 +21,6 @@ pub fn status(
     let (client, rt) = super::client_for(d, g, token)?;
     let entries = crate::plan::matcher::entries(&local, env);
     let mut matcher = crate::plan::matcher::Matcher::new(&entries);
-    let tables = local.runners();
     let owned = crate::plan::matcher::Owned::new(&state);
     let mut out = Vec::new();
     for r in &d.runners {
@@ -34,8 +33,9 @@ pub fn status(
             .filter(|id| *id > 0)
             .or_else(|| managed.map(|m| m.id).filter(|id| *id > 0));
         let expires = entry
-            .and_then(|e| tables[e.index].get("token_expires_at"))
-            .and_then(|v| v.as_value())
+            .map(|e| local.doc.entry(e.index))
+            .and_then(|t| t.get("token_expires_at").cloned())
+            .and_then(|v| v.as_value().cloned())
             .map(|v| v.to_string().trim().to_string())
             .filter(|v| !v.starts_with("0001-01-01"));
         let mut row = StatusRow {

@@ -28,6 +28,8 @@ pub struct Editor<'a> {
     pub secrets: &'a Secrets,
     /// One level of indentation in this file.
     unit: String,
+    /// The indentation of the keys of a `[[runners]]` entry in this file.
+    runner_indent: String,
     pub changes: Vec<KeyChange>,
     /// Keys whose secret did not resolve and that keep the value config.toml holds: what
     /// the plan says of them.
@@ -41,10 +43,27 @@ pub struct Editor<'a> {
 }
 
 impl<'a> Editor<'a> {
+    /// An editor for `doc`, with the indentation it uses.
     pub fn new(doc: &DocumentMut, secrets: &'a Secrets) -> Self {
+        let unit = infer_unit(doc);
+        let runner_indent = doc
+            .get("runners")
+            .and_then(Item::as_array_of_tables)
+            .and_then(|a| a.iter().find_map(key_indent))
+            .unwrap_or_else(|| unit.clone());
+        Self::with_indents(unit, runner_indent, secrets)
+    }
+
+    /// An editor for a config.toml read by [`crate::local::read`].
+    pub fn for_file(local: &crate::local::layout::LocalDoc, secrets: &'a Secrets) -> Self {
+        Self::with_indents(local.unit.clone(), local.runner_indent.clone(), secrets)
+    }
+
+    fn with_indents(unit: String, runner_indent: String, secrets: &'a Secrets) -> Self {
         Editor {
             secrets,
-            unit: infer_unit(doc),
+            unit,
+            runner_indent,
             changes: Vec::new(),
             kept: Vec::new(),
             missing: Vec::new(),
@@ -74,11 +93,8 @@ impl<'a> Editor<'a> {
     }
 
     /// The indentation of keys in a `[[runners]]` entry of this file.
-    pub fn runner_key_indent(&self, doc: &DocumentMut) -> String {
-        doc.get("runners")
-            .and_then(Item::as_array_of_tables)
-            .and_then(|a| a.iter().find_map(key_indent))
-            .unwrap_or_else(|| self.unit.clone())
+    pub fn runner_key_indent(&self) -> &str {
+        &self.runner_indent
     }
 
     /// Sets the declared keys of `declared` in `table`, recursing into tables and maps.
@@ -225,14 +241,15 @@ impl<'a> Editor<'a> {
 
     /// Appends a new `[[runners]]` entry laid out as gitlab-runner writes one: identity and
     /// credentials first, then the declared settings.
-    pub fn append_runner(
+    /// A new `[[runners]]` entry: `identity` first, then the declared settings, laid out as
+    /// gitlab-runner writes an entry.
+    pub fn new_runner(
         &mut self,
-        doc: &mut DocumentMut,
         identity: &[(&str, Item)],
         settings: &desired::Table,
         spec: &Key,
-    ) {
-        let indent = self.runner_key_indent(doc);
+    ) -> Table {
+        let indent = self.runner_indent.clone();
         let mut t = Table::new();
         t.decor_mut().set_prefix("\n");
         for (k, v) in identity {
@@ -246,14 +263,7 @@ impl<'a> Editor<'a> {
             ordered.entries.insert(0, e);
         }
         self.apply(&mut t, &indent, &ordered, Some(spec), "");
-        match doc.get_mut("runners") {
-            Some(Item::ArrayOfTables(a)) => a.push(t),
-            _ => {
-                let mut a = ArrayOfTables::new();
-                a.push(t);
-                doc.insert("runners", Item::ArrayOfTables(a));
-            }
-        }
+        t
     }
 }
 
@@ -271,7 +281,7 @@ fn style_keys(t: &mut Table, indent: &str) {
 }
 
 /// The indentation of the first plain key of a table, if it has one.
-fn key_indent(t: &Table) -> Option<String> {
+pub(crate) fn key_indent(t: &Table) -> Option<String> {
     key_indent_like(t)
 }
 
@@ -293,6 +303,11 @@ fn key_indent_like(t: &dyn TableLike) -> Option<String> {
 /// One indentation level, learned from the file: the difference between a table header's
 /// indentation and its keys'. gitlab-runner's own is two spaces.
 fn infer_unit(doc: &DocumentMut) -> String {
+    indent_unit(doc.as_table()).unwrap_or_else(|| "  ".to_string())
+}
+
+/// The same, from the tables below `root`; `None` when none tells.
+pub(crate) fn indent_unit(root: &Table) -> Option<String> {
     fn header_indent(t: &Table) -> String {
         t.decor()
             .prefix()
@@ -323,7 +338,7 @@ fn infer_unit(doc: &DocumentMut) -> String {
         }
         None
     }
-    search(doc.as_table()).unwrap_or_else(|| "  ".to_string())
+    search(root)
 }
 
 /// Sets a plain key of `table`, keeping the decor (indentation, trailing comment) of the value
@@ -388,12 +403,8 @@ mod tests {
             ("url", toml_edit::value("https://gitlab.example.com")),
             ("id", toml_edit::value(7)),
         ];
-        ed.append_runner(
-            &mut doc,
-            &identity,
-            &settings,
-            crate::keys::inventory().runner(),
-        );
+        let t = ed.new_runner(&identity, &settings, crate::keys::inventory().runner());
+        doc["runners"].as_array_of_tables_mut().unwrap().push(t);
         assert_eq!(
             doc.to_string(),
             "concurrent = 1\n\n[[runners]]\n  name = \"a\"\n  executor = \"shell\"\n\n\

@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use toml_edit::{DocumentMut, Item};
+use toml_edit::{Item, Table};
 
+use super::edits::Edits;
+use super::layout::LocalDoc;
 use super::state::{self, Intent, Managed, State};
 use crate::diag::Problem;
 use crate::local::edit::set_scalar;
@@ -224,7 +226,10 @@ pub fn recover(config_toml: &Path) -> Result<Option<Recovered>, Problem> {
     };
     let local = super::read(config_toml)?;
     let (mut st, _) = state::read(config_toml)?;
-    let mut doc: DocumentMut = (*local.doc).clone();
+    let mut doc = Entries {
+        local: &local.doc,
+        edits: Edits::new(&local.doc),
+    };
     let mut out = Recovered {
         records: records.len(),
         ..Recovered::default()
@@ -232,8 +237,8 @@ pub fn recover(config_toml: &Path) -> Result<Option<Recovered>, Problem> {
     for r in &records {
         replay(r, &mut doc, &mut st, &mut out);
     }
-    let text = super::write::keep_line_endings(local.text(), &doc.to_string());
-    if Some(text.as_str()) != local.original.as_deref() {
+    let text = super::write::keep_line_endings(local.text(), doc.edits.render(&local.doc));
+    if Some(text.as_str()) != local.original() {
         super::write::replace(config_toml, text.as_bytes(), 0o600)?;
     }
     super::write::replace(
@@ -246,7 +251,7 @@ pub fn recover(config_toml: &Path) -> Result<Option<Recovered>, Problem> {
     Ok(Some(out))
 }
 
-fn replay(r: &Record, doc: &mut DocumentMut, st: &mut State, out: &mut Recovered) {
+fn replay(r: &Record, doc: &mut Entries, st: &mut State, out: &mut Recovered) {
     match r {
         Record::Intent { intent } => {
             st.pending_creates.retain(|i| i.name != intent.name);
@@ -265,19 +270,15 @@ fn replay(r: &Record, doc: &mut DocumentMut, st: &mut State, out: &mut Recovered
             replaces,
         } => {
             out.credentials += 1;
-            let runners = runners_mut(doc);
-            let at = runners.as_ref().and_then(|a| {
-                let find = |f: &dyn Fn(&toml_edit::Table) -> bool| a.iter().position(f);
-                (*entry_id > 0)
-                    .then(|| find(&|t| t.get("id").and_then(Item::as_integer) == Some(*entry_id)))
-                    .flatten()
-                    .or_else(|| {
-                        entry_name.as_deref().and_then(|n| {
-                            find(&|t| t.get("name").and_then(Item::as_str) == Some(n))
-                        })
-                    })
-                    .or_else(|| find(&|t| t.get("name").and_then(Item::as_str) == Some(name)))
-            });
+            let at = (*entry_id > 0)
+                .then(|| doc.position(|_, i| i == *entry_id))
+                .flatten()
+                .or_else(|| {
+                    entry_name
+                        .as_deref()
+                        .and_then(|n| doc.position(|name, _| name == Some(n)))
+                })
+                .or_else(|| doc.position(|n, _| n == Some(name)));
             let expires = expires_at
                 .as_deref()
                 .unwrap_or("0001-01-01T00:00:00Z")
@@ -294,9 +295,9 @@ fn replay(r: &Record, doc: &mut DocumentMut, st: &mut State, out: &mut Recovered
                     set_scalar(t, "token_expires_at", x.into());
                 }
             };
-            match (at, runners_mut(doc)) {
-                (Some(i), Some(a)) => fill(a.get_mut(i).expect("found above")),
-                _ => {
+            match at {
+                Some(at) => fill(doc.table_mut(at)),
+                None => {
                     // The entry was never written: a minimal one; the next plan adds the
                     // declared settings.
                     let mut t = toml_edit::Table::new();
@@ -315,17 +316,7 @@ fn replay(r: &Record, doc: &mut DocumentMut, st: &mut State, out: &mut Recovered
                             key.leaf_decor_mut().set_prefix("  ");
                         }
                     }
-                    match doc
-                        .get_mut("runners")
-                        .and_then(Item::as_array_of_tables_mut)
-                    {
-                        Some(a) => a.push(t),
-                        None => {
-                            let mut a = toml_edit::ArrayOfTables::new();
-                            a.push(t);
-                            doc.insert("runners", Item::ArrayOfTables(a));
-                        }
-                    }
+                    doc.edits.appended.push(t);
                 }
             }
             st.runners.retain(|m| &m.name != name && m.id != *id);
@@ -353,25 +344,79 @@ fn replay(r: &Record, doc: &mut DocumentMut, st: &mut State, out: &mut Recovered
                 .retain(|m| !(&m.name == name && id.is_none_or(|i| m.id == i)));
             st.pending_deletes
                 .retain(|m| !(Some(m.id) == *id || (id.is_none() && &m.name == name)));
-            if let Some(a) = runners_mut(doc) {
-                let hit = a.iter().position(|t| match id {
-                    Some(i) => t.get("id").and_then(Item::as_integer) == Some(*i),
-                    None => t.get("name").and_then(Item::as_str) == Some(name),
-                });
-                if let Some(i) = hit {
-                    a.remove(i);
-                }
-                if a.is_empty() {
-                    doc.remove("runners");
-                }
+            let hit = doc.position(|n, i| match id {
+                Some(id) => i == *id,
+                None => n == Some(name.as_str()),
+            });
+            if let Some(at) = hit {
+                doc.remove(at);
             }
         }
     }
 }
 
-fn runners_mut(doc: &mut DocumentMut) -> Option<&mut toml_edit::ArrayOfTables> {
-    doc.get_mut("runners")
-        .and_then(Item::as_array_of_tables_mut)
+/// The entries as the replay has them so far: the original ones (as read, edited or removed)
+/// and the ones it added.
+struct Entries<'a> {
+    local: &'a LocalDoc,
+    edits: Edits,
+}
+
+#[derive(Clone, Copy)]
+enum At {
+    Original(usize),
+    New(usize),
+}
+
+impl Entries<'_> {
+    /// The first entry whose name and id satisfy `f`.
+    fn position(&self, f: impl Fn(Option<&str>, i64) -> bool) -> Option<At> {
+        fn of(t: &Table) -> (Option<&str>, i64) {
+            (
+                t.get("name").and_then(Item::as_str),
+                t.get("id").and_then(Item::as_integer).unwrap_or(0),
+            )
+        }
+        let original = (0..self.local.len())
+            .filter(|i| !self.edits.removed[*i])
+            .find(|i| {
+                let (name, id) = match self.edits.edited.get(i) {
+                    Some(t) => of(t),
+                    None => {
+                        let facts = &self.local.facts()[*i];
+                        (facts.name.as_deref(), facts.id)
+                    }
+                };
+                f(name, id)
+            })
+            .map(At::Original);
+        original.or_else(|| {
+            self.edits
+                .appended
+                .iter()
+                .position(|t| {
+                    let (name, id) = of(t);
+                    f(name, id)
+                })
+                .map(At::New)
+        })
+    }
+
+    fn table_mut(&mut self, at: At) -> &mut Table {
+        match at {
+            At::Original(i) => self.edits.entry_mut(self.local, i),
+            At::New(i) => &mut self.edits.appended[i],
+        }
+    }
+
+    fn remove(&mut self, at: At) {
+        match at {
+            At::Original(i) => self.edits.removed[i] = true,
+            At::New(i) => {
+                self.edits.appended.remove(i);
+            }
+        }
+    }
 }
 
 /// Removes the temporary files of an atomic replace that a crash interrupted (they may hold
@@ -438,7 +483,7 @@ mod tests {
         let got = recover(&cfg).unwrap().unwrap();
         assert_eq!(got.credentials, 2);
         let text = std::fs::read_to_string(&cfg).unwrap();
-        let doc: DocumentMut = text.parse().unwrap();
+        let doc: toml_edit::DocumentMut = text.parse().unwrap();
         assert_eq!(doc["runners"][0]["id"].as_integer(), Some(7));
         assert_eq!(doc["runners"][0]["token"].as_str(), Some("glrt-new-7"));
         assert_eq!(doc["runners"][1]["name"].as_str(), Some("b"));

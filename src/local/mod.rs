@@ -7,45 +7,61 @@
 //! runners and GitLab where gitlab-runner's own rewrites of config.toml cannot destroy it.
 
 pub mod edit;
+pub mod edits;
 pub mod expand;
 pub mod journal;
+pub mod layout;
 pub mod state;
 pub mod value;
 pub mod write;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use toml_edit::{DocumentMut, Item, Table};
+use toml_edit::{DocumentMut, Item};
 
 use crate::diag::{Loc, Problem, Sources};
+
+pub use layout::{Facts, LocalDoc};
 
 /// What was read from disk, and enough about the file to replace it faithfully.
 #[derive(Debug, Clone)]
 pub struct LocalView {
     pub path: PathBuf,
-    /// The file's bytes as read (`None` when it does not exist yet).
-    pub original: Option<String>,
-    /// Shared with the plan's [`crate::plan::document::PlannedDocument`]: for 10,000 runners
-    /// one parsed copy is tens of MiB.
-    pub doc: std::sync::Arc<DocumentMut>,
+    /// The file, parsed where a plan can change it. Shared with the plan's
+    /// [`crate::plan::document::PlannedDocument`]: it holds the text of every entry.
+    pub doc: Arc<LocalDoc>,
 }
 
 impl LocalView {
+    /// A view of `text` as if read from `path` (for tests and tools that hold the text).
+    pub fn from_text(path: &Path, text: &str) -> Result<Self, Problem> {
+        remember_secrets_in_text(text);
+        Ok(LocalView {
+            path: path.to_path_buf(),
+            doc: Arc::new(LocalDoc::parse(path, text.to_string())?),
+        })
+    }
+
     pub fn exists(&self) -> bool {
-        self.original.is_some()
+        self.doc.text().is_some()
+    }
+
+    /// The file's bytes as read (`None` when it does not exist yet).
+    pub fn original(&self) -> Option<&str> {
+        self.doc.text()
     }
 
     pub fn text(&self) -> &str {
-        self.original.as_deref().unwrap_or("")
+        self.doc.text().unwrap_or("")
     }
 
-    /// The `[[runners]]` entries in file order.
-    pub fn runners(&self) -> Vec<&Table> {
-        self.doc
-            .get("runners")
-            .and_then(Item::as_array_of_tables)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default()
+    /// The whole file as one document, for readers that want every entry parsed (import).
+    pub fn document(&self) -> Result<DocumentMut, Problem> {
+        match self.doc.text() {
+            Some(t) => parse(&self.path, t),
+            None => Ok(DocumentMut::new()),
+        }
     }
 }
 
@@ -66,39 +82,39 @@ pub fn default_path() -> PathBuf {
 /// Reads config.toml. A missing file is an empty document; a file that is not valid TOML is
 /// a located diagnostic (with tokens masked in the excerpt).
 pub fn read(path: &Path) -> Result<LocalView, Problem> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => Some(t),
+    let doc = match read_text(path)? {
+        None => LocalDoc::empty(),
+        Some(t) => {
+            // Before parsing: a syntax error's excerpt must already mask them.
+            remember_secrets_in_text(&t);
+            LocalDoc::parse(path, t)?
+        }
+    };
+    Ok(LocalView {
+        path: path.to_path_buf(),
+        doc: Arc::new(doc),
+    })
+}
+
+/// config.toml's bytes, unparsed (`None` when it does not exist).
+pub fn read_text(path: &Path) -> Result<Option<String>, Problem> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // A dangling symlink is not a missing file: writing would replace the link.
             write::target_of(path)?;
-            None
+            Ok(None)
         }
-        Err(e) => {
-            return Err(Problem::error(
-                "io",
-                format!(
-                    "cannot read {}: {}",
-                    path.display(),
-                    crate::desired::load::io_reason(&e)
-                ),
-            )
-            .help("run as a user that can read config.toml, or pass --config-toml PATH"));
-        }
-    };
-    if let Some(t) = &text {
-        // Before parsing: a syntax error's excerpt must already mask them.
-        remember_secrets_in_text(t);
+        Err(e) => Err(Problem::error(
+            "io",
+            format!(
+                "cannot read {}: {}",
+                path.display(),
+                crate::desired::load::io_reason(&e)
+            ),
+        )
+        .help("run as a user that can read config.toml, or pass --config-toml PATH")),
     }
-    let doc = match &text {
-        None => DocumentMut::new(),
-        Some(t) => parse(path, t)?,
-    };
-    remember_secrets(doc.as_table());
-    Ok(LocalView {
-        path: path.to_path_buf(),
-        original: text,
-        doc: std::sync::Arc::new(doc),
-    })
 }
 
 /// The last component of every config.toml key that holds a credential: runner tokens and

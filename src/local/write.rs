@@ -219,10 +219,11 @@ pub fn replace(path: &Path, contents: &[u8], new_mode: u32) -> Result<(), Proble
 /// `new` (written by `toml_edit`, which ends every line with `\n`) with the line endings of
 /// `old`: all CRLF when `old` is all CRLF; in a mixed file, each line that `old` had keeps its
 /// own ending and a new line takes the ending of the line before it.
-pub fn keep_line_endings(old: &str, new: &str) -> String {
+pub fn keep_line_endings(old: &str, new: String) -> String {
     if !old.contains("\r\n") || new.contains('\r') {
-        return new.to_string();
+        return new;
     }
+    let new = new.as_str();
     let lf_only = old.matches('\n').count() != old.matches("\r\n").count();
     if !lf_only {
         return new.replace('\n', "\r\n");
@@ -304,19 +305,19 @@ mod tests {
     #[test]
     fn line_endings_are_kept_line_by_line() {
         assert_eq!(
-            keep_line_endings("a\r\nb\r\n", "a\nc\nb\n"),
+            keep_line_endings("a\r\nb\r\n", "a\nc\nb\n".to_string()),
             "a\r\nc\r\nb\r\n"
         );
-        assert_eq!(keep_line_endings("a\nb\n", "a\nc\n"), "a\nc\n");
+        assert_eq!(keep_line_endings("a\nb\n", "a\nc\n".to_string()), "a\nc\n");
         let mixed = "a = 1\r\nb = 2\nc = 3\r\n";
         let new = "a = 1\nb = 5\nc = 3\nd = 4\n";
         assert_eq!(
-            keep_line_endings(mixed, new),
+            keep_line_endings(mixed, new.to_string()),
             "a = 1\r\nb = 5\nc = 3\r\nd = 4\r\n"
         );
         let new = "a = 1\nb = 2\nx = 9\nc = 3\n";
         assert_eq!(
-            keep_line_endings(mixed, new),
+            keep_line_endings(mixed, new.to_string()),
             "a = 1\r\nb = 2\nx = 9\nc = 3\r\n"
         );
     }

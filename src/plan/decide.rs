@@ -150,18 +150,9 @@ impl Planning<'_> {
             };
             identity.push((k, v));
         }
-        let mut scratch = toml_edit::DocumentMut::new();
-        let target_doc = if self.offline {
-            &mut scratch
-        } else {
-            &mut self.doc
-        };
-        self.editor.append_runner(
-            target_doc,
-            &identity,
-            &r.body.settings,
-            inventory().runner(),
-        );
+        let entry = self
+            .editor
+            .new_runner(&identity, &r.body.settings, inventory().runner());
         let settings = self.editor.take_changes();
         let mut keys: Vec<EntryKey> = identity
             .iter()
@@ -239,9 +230,9 @@ impl Planning<'_> {
                 steps.push(delete_runner(m.id));
             }
             plan.steps = steps;
-            let at = self.planned_entries() - 1;
-            let idx = self.plans.len();
-            self.appended.push((at, idx));
+            // Offline, the entry is only shown: it needs GitLab's credentials to be written.
+            self.edits.appended.push(entry);
+            self.appended.push(self.plans.len());
         }
         self.push(plan);
         Ok(())
@@ -264,12 +255,7 @@ impl Planning<'_> {
             && !entry_url.is_empty()
             && !same_url(&entry_url, &url);
         let indent = self.runner_indent.clone();
-        let doc = &mut self.doc;
-        let table = doc
-            .get_mut("runners")
-            .and_then(Item::as_array_of_tables_mut)
-            .and_then(|a| a.get_mut(e.index))
-            .expect("entry index comes from the same document");
+        let table = self.edits.entry_mut(&self.inp.local.doc, e.index);
         if e.name != name {
             set_scalar(table, "name", name.as_str().into());
             changes.push(local("name", Some(&e.name), &name));
@@ -468,8 +454,7 @@ impl Planning<'_> {
         };
         if self.offline && new_registration {
             // Nothing of it can happen without GitLab: the entry stays as it is.
-            let original = self.inp.local.runners()[e.index].clone();
-            *self.entry_table(e.index) = original;
+            self.edits.restore(e.index);
             changes.clear();
         } else {
             let mut takeover = None;

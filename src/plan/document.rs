@@ -6,10 +6,16 @@
 //! in, and the file is written, so that at any moment config.toml holds the finished runners
 //! as planned and the others as they were.
 
-use toml_edit::{ArrayOfTables, DocumentMut, Item, Table};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use toml_edit::{DocumentMut, Item, Table};
 
 use super::steps::AFTER_APPLY;
 use crate::local::edit::set_scalar;
+use crate::local::edits::Edits;
+use crate::local::layout::{LocalDoc, Part};
 
 /// Keys GitLab's answer fills in, in the order gitlab-runner writes them.
 pub const CREDENTIAL_KEYS: [&str; 4] = ["id", "token", "token_obtained_at", "token_expires_at"];
@@ -18,14 +24,13 @@ pub const CREDENTIAL_KEYS: [&str; 4] = ["id", "token", "token_obtained_at", "tok
 #[derive(Debug, Clone)]
 pub struct PlannedDocument {
     /// config.toml as read: the local view's own copy, not another one.
-    pub original: std::sync::Arc<DocumentMut>,
-    pub planned: DocumentMut,
-    /// For each original entry: its index among the planned entries (`None`: removed).
-    pub kept: Vec<Option<usize>>,
+    pub original: Arc<LocalDoc>,
+    /// The changes the plan makes to it.
+    pub edits: Edits,
     /// For each original entry: the runner (index in the plan) whose steps change it.
     pub owner: Vec<Option<usize>>,
-    /// New entries: (index among the planned entries, runner index in the plan).
-    pub appended: Vec<(usize, usize)>,
+    /// For each new entry ([`Edits::appended`]): the runner whose steps write it.
+    pub appended: Vec<usize>,
 }
 
 /// Credentials GitLab handed out during apply, to fill into a planned entry.
@@ -38,46 +43,45 @@ pub struct Fill {
 }
 
 impl PlannedDocument {
-    /// The document once the runners marked in `done` have carried out their entry step,
-    /// with their credentials filled in. `Err` names a key still unknown.
-    pub fn assemble(&self, done: &[bool], fills: &[Option<Fill>]) -> Result<DocumentMut, String> {
-        let originals = runners(&self.original);
-        let planned = runners(&self.planned);
-        let mut out = ArrayOfTables::new();
+    /// config.toml once the runners marked in `done` have carried out their entry step,
+    /// with their credentials filled in (line endings as `toml_edit` writes them). `Err`
+    /// names a key still unknown.
+    pub fn assemble(&self, done: &[bool], fills: &[Option<Fill>]) -> Result<String, String> {
         let is_done = |r: Option<usize>| r.is_none_or(|r| done[r]);
-        for (i, t) in originals.iter().enumerate() {
-            if !is_done(self.owner[i]) {
-                out.push((*t).clone());
-            } else if let Some(p) = self.kept[i] {
-                let mut t = planned[p].clone();
-                if let Some(r) = self.owner[i] {
-                    fill(&mut t, fills[r].as_ref())?;
-                }
-                out.push(t);
-            }
-        }
-        for &(p, r) in &self.appended {
-            if done[r] {
-                let mut t = planned[p].clone();
+        let mut filled: BTreeMap<usize, Table> = BTreeMap::new();
+        for (&i, t) in &self.edits.edited {
+            if let Some(r) = self.owner[i].filter(|r| done[*r]) {
+                let mut t = t.clone();
                 fill(&mut t, fills[r].as_ref())?;
-                out.push(t);
+                filled.insert(i, t);
             }
         }
-        let mut doc = self.planned.clone();
-        if out.is_empty() {
-            doc.remove("runners");
-        } else {
-            doc.insert("runners", Item::ArrayOfTables(out));
+        let mut appended = Vec::new();
+        for (t, &r) in self.edits.appended.iter().zip(&self.appended) {
+            if done[r] {
+                let mut t = t.clone();
+                fill(&mut t, fills[r].as_ref())?;
+                appended.push(Cow::Owned(t));
+            }
         }
-        Ok(doc)
+        let part = |i: usize| {
+            if !is_done(self.owner[i]) {
+                return Part::AsRead;
+            }
+            match filled.get(&i) {
+                Some(t) if !self.edits.removed[i] => Part::Planned(Cow::Borrowed(t)),
+                _ => self.edits.part(i),
+            }
+        };
+        Ok(self
+            .original
+            .render(&self.edits.head, part, appended.into_iter()))
     }
-}
 
-fn runners(doc: &DocumentMut) -> Vec<&Table> {
-    doc.get("runners")
-        .and_then(Item::as_array_of_tables)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default()
+    /// config.toml as planned, with `(known after apply)` where GitLab's answers go.
+    pub fn planned_text(&self) -> String {
+        self.edits.render(&self.original)
+    }
 }
 
 /// Marks the credential keys of a planned entry as known only after apply.
@@ -130,13 +134,13 @@ pub fn place_new_global_tables(doc: &mut DocumentMut) {
     }
 }
 
-/// A unified diff of config.toml with tokens masked on both sides.
+/// A unified diff of config.toml with tokens masked. The diff is masked, not the files: a
+/// changed token still shows as a changed line, and a large file is not copied twice.
 pub fn unified_diff(name: &str, old: &str, new: &str) -> String {
-    let old = crate::secrets::mask(old);
-    let new = crate::secrets::mask(new);
-    similar::TextDiff::from_lines(&old, &new)
+    let diff = similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
         .header(name, &format!("{name} (planned)"))
-        .to_string()
+        .to_string();
+    crate::secrets::mask(&diff)
 }

@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
-use toml_edit::{DocumentMut, Item};
 
 use super::document::{PlannedDocument, place_new_global_tables, unified_diff};
 use super::matcher::{self, Entry, Matcher, Owned};
@@ -15,6 +14,7 @@ use crate::diag::Problem;
 use crate::keys::inventory;
 use crate::local::LocalView;
 use crate::local::edit::{Editor, KeyChange};
+use crate::local::edits::Edits;
 use crate::local::expand::Environment;
 use crate::local::state::{Managed, State};
 use crate::local::value::Secrets;
@@ -45,15 +45,15 @@ pub(super) struct Planning<'a> {
     /// The declared GitLab URL.
     pub url: String,
     pub offline: bool,
-    pub doc: DocumentMut,
+    /// config.toml as planned: the globals, and the entries the plan touches.
+    pub edits: Edits,
     pub editor: Editor<'a>,
     pub runner_indent: String,
     pub plans: Vec<RunnerPlan>,
-    /// Per original entry: the runner whose steps change it, and whether it is removed.
+    /// Per original entry: the runner whose steps change it.
     pub owner: Vec<Option<usize>>,
-    pub removed: Vec<bool>,
-    /// New entries: index among the planned entries, runner index.
-    pub appended: Vec<(usize, usize)>,
+    /// For each new entry ([`Edits::appended`]): the runner whose steps write it.
+    pub appended: Vec<usize>,
     /// Lookups made once, so that planning N runners takes time in proportion to N.
     pub index: Index<'a>,
 }
@@ -97,18 +97,7 @@ impl<'a> Planning<'a> {
 
     /// The planned table of an original entry.
     pub fn entry_table(&mut self, index: usize) -> &mut toml_edit::Table {
-        self.doc
-            .get_mut("runners")
-            .and_then(Item::as_array_of_tables_mut)
-            .and_then(|a| a.get_mut(index))
-            .expect("entry index comes from the same document")
-    }
-
-    pub fn planned_entries(&self) -> usize {
-        self.doc
-            .get("runners")
-            .and_then(Item::as_array_of_tables)
-            .map_or(0, |a| a.len())
+        self.edits.entry_mut(&self.inp.local.doc, index)
     }
 
     pub fn push(&mut self, p: RunnerPlan) -> usize {
@@ -134,22 +123,22 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
     check_targets(inp)?;
     let offline = inp.remote.is_none();
     let inv = inventory();
-    let mut doc: DocumentMut = (*inp.local.doc).clone();
-    let mut editor = Editor::new(&doc, inp.secrets);
+    let mut edits = Edits::new(&inp.local.doc);
+    let mut editor = Editor::for_file(&inp.local.doc, inp.secrets);
     let mut globals = Vec::new();
     if inp.targets.is_empty() {
         editor.apply(
-            doc.as_table_mut(),
+            edits.head.as_table_mut(),
             "",
             &d.config.globals,
             Some(&inv.root),
             "",
         );
         globals = local_changes(editor.take_changes());
-        place_new_global_tables(&mut doc);
+        place_new_global_tables(&mut edits.head);
     }
     let entries: Vec<Entry> = matcher::entries(inp.local, inp.env);
-    let runner_indent = editor.runner_key_indent(&doc);
+    let runner_indent = editor.runner_key_indent().to_string();
     let mut p = Planning {
         inp,
         url: d
@@ -158,12 +147,11 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
             .map(|g| g.url.value.clone())
             .unwrap_or_default(),
         offline,
-        doc,
+        edits,
         editor,
         runner_indent,
         plans: Vec::new(),
         owner: vec![None; entries.len()],
-        removed: vec![false; entries.len()],
         appended: Vec::new(),
         index: Index::new(d, inp.state),
     };
@@ -202,45 +190,11 @@ fn check_targets(inp: &Inputs) -> Result<(), Problem> {
 }
 
 /// Removes retired entries, sums up, fingerprints.
-fn finish(mut p: Planning, globals: Vec<Change>) -> Result<Plan, Problem> {
+fn finish(p: Planning, globals: Vec<Change>) -> Result<Plan, Problem> {
     let inp = p.inp;
     p.editor.check_missing()?;
-    // Retired entries leave the planned document last, so that indexes stayed valid. One
-    // pass: removing them one by one would shift the rest each time.
-    let removed = p.removed.iter().filter(|r| **r).count();
-    if removed > 0
-        && let Some(Item::ArrayOfTables(a)) = p.doc.get_mut("runners")
-    {
-        let mut i = 0;
-        let gone = &p.removed;
-        a.retain(|_| {
-            // Appended entries come after every original one.
-            let keep = !gone.get(i).copied().unwrap_or(false);
-            i += 1;
-            keep
-        });
-        if a.is_empty() {
-            p.doc.remove("runners");
-        }
-    }
-    let mut before = 0;
-    let kept: Vec<Option<usize>> = p
-        .removed
-        .iter()
-        .enumerate()
-        .map(|(i, gone)| {
-            if *gone {
-                before += 1;
-                None
-            } else {
-                Some(i - before)
-            }
-        })
-        .collect();
-    let appended: Vec<(usize, usize)> = p.appended.iter().map(|&(i, r)| (i - removed, r)).collect();
-
     let old_text = inp.local.text();
-    let new_text = crate::local::write::keep_line_endings(old_text, &p.doc.to_string());
+    let new_text = crate::local::write::keep_line_endings(old_text, p.edits.render(&inp.local.doc));
     let config_changes = new_text != old_text || !inp.local.exists() && !new_text.is_empty();
     let diff = if config_changes {
         crate::local::write::mode_lines(&inp.local.path, &new_text)
@@ -269,10 +223,9 @@ fn finish(mut p: Planning, globals: Vec<Change>) -> Result<Plan, Problem> {
         p.plans.iter().any(|r| r.action.is_change()) || !globals.is_empty() || config_changes;
     let document = PlannedDocument {
         original: inp.local.doc.clone(),
-        planned: p.doc,
-        kept,
+        edits: p.edits,
         owner: p.owner,
-        appended,
+        appended: p.appended,
     };
     Ok(Plan {
         format: super::FORMAT,
@@ -323,8 +276,7 @@ fn fingerprints(inp: &Inputs) -> Fingerprints {
         desired: digest(&parts),
         config_toml: inp
             .local
-            .original
-            .as_deref()
+            .original()
             .map_or_else(|| "absent".to_string(), super::digest_text),
         state: inp
             .state_text

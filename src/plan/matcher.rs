@@ -4,11 +4,9 @@
 
 use std::collections::HashMap;
 
-use toml_edit::{Item, Table};
-
-use crate::local::LocalView;
 use crate::local::expand::Environment;
 use crate::local::state::{Managed, State};
+use crate::local::{Facts, LocalView};
 
 /// A config.toml entry, typed as far as matching and planning need it.
 #[derive(Debug, Clone)]
@@ -28,20 +26,14 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn from_table(index: usize, t: &Table, env: &Environment) -> Self {
-        let text = |k: &str| {
-            t.get(k)
-                .and_then(Item::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let raw_token = text("token");
-        let token = env.expand(&raw_token);
+    pub fn from_facts(index: usize, f: &Facts, env: &Environment) -> Self {
+        let raw_token = f.token.as_deref().unwrap_or_default();
+        let token = env.expand(raw_token);
         Entry {
             index,
-            name: text("name"),
-            id: t.get("id").and_then(Item::as_integer).unwrap_or(0),
-            url: text("url"),
+            name: f.name.clone().unwrap_or_default(),
+            id: f.id,
+            url: f.url.clone().unwrap_or_default(),
             token_unseen: raw_token.contains('$') && token.is_empty(),
             token,
         }
@@ -51,10 +43,11 @@ impl Entry {
 /// Every entry of config.toml, in file order.
 pub fn entries(local: &LocalView, env: &Environment) -> Vec<Entry> {
     local
-        .runners()
-        .into_iter()
+        .doc
+        .facts()
+        .iter()
         .enumerate()
-        .map(|(i, t)| Entry::from_table(i, t, env))
+        .map(|(i, f)| Entry::from_facts(i, f, env))
         .collect()
 }
 

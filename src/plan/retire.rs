@@ -81,7 +81,7 @@ impl Planning<'_> {
                     url: e.url.clone(),
                 });
             }
-            self.removed[e.index] = true;
+            self.edits.removed[e.index] = true;
             self.owner[e.index] = Some(idx);
             self.push(plan);
         }
@@ -103,7 +103,7 @@ impl Planning<'_> {
         plan.id = (m.id > 0).then_some(m.id);
         let idx = self.plans.len();
         if let Some(e) = entry {
-            self.removed[e.index] = true;
+            self.edits.removed[e.index] = true;
             self.owner[e.index] = Some(idx);
         }
         plan.steps = self.delete_steps(m, entry);

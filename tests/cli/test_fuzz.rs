@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use runnerform::desired::{self, RefCheck};
 use runnerform::local::LocalView;
+use runnerform::local::layout::{LocalDoc, Part};
 
 use crate::common::{BIN, TestEnvironment, root};
 
@@ -305,9 +306,22 @@ fn run_toml(d: &desired::Desired, input: &[u8]) -> Result<(), String> {
     let text = text.to_string();
     let result = std::panic::catch_unwind(|| {
         let path = Path::new("/nonexistent/config.toml");
-        let Ok(doc) = runnerform::local::parse(path, &text) else {
+        let whole = runnerform::local::parse(path, &text);
+        let view = LocalView::from_text(path, &text);
+        assert_eq!(
+            whole.is_ok(),
+            view.is_ok(),
+            "read whole and cut into entries, the file must be as valid"
+        );
+        let (Ok(doc), Ok(local)) = (whole, view) else {
             return;
         };
+        // Cut into entries or parsed whole, the file has the same entries and is written
+        // back the same.
+        let whole = LocalDoc::parse_whole(path, text.clone()).expect("parsed above");
+        assert_eq!(local.doc.facts(), whole.facts());
+        let as_read = |d: &LocalDoc| d.render(d.head(), |_| Part::AsRead, std::iter::empty());
+        assert_eq!(as_read(&local.doc), as_read(&whole));
         let survey = runnerform::import::survey(&doc);
         let _ = runnerform::import::render(
             &survey,
@@ -318,11 +332,6 @@ fn run_toml(d: &desired::Desired, input: &[u8]) -> Result<(), String> {
             },
             &runnerform::import::Answers::NotAsked("fuzz".into()),
         );
-        let local = LocalView {
-            path: path.to_path_buf(),
-            original: Some(text.clone()),
-            doc: doc.into(),
-        };
         let secrets = runnerform::local::value::Secrets::default();
         let _ = runnerform::plan::plan(&runnerform::plan::Inputs {
             desired: d,

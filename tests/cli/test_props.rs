@@ -4,10 +4,10 @@
 
 use proptest::prelude::*;
 use runnerform::desired::{self, RefCheck};
+use runnerform::local::LocalView;
 use runnerform::local::expand::Environment;
 use runnerform::local::state::State;
 use runnerform::local::value::{Secrets, same};
-use runnerform::local::{self, LocalView};
 use runnerform::plan::Action;
 use runnerform::plan::{Inputs, plan};
 use toml_edit::{DocumentMut, Item};
@@ -131,13 +131,7 @@ fn kdl_text(concurrent: Option<u8>, decls: &[(usize, Declared)]) -> String {
 }
 
 fn view(text: &str) -> LocalView {
-    LocalView {
-        path: "config.toml".into(),
-        original: Some(text.to_string()),
-        doc: local::parse(std::path::Path::new("config.toml"), text)
-            .expect("valid TOML")
-            .into(),
-    }
+    LocalView::from_text(std::path::Path::new("config.toml"), text).expect("valid TOML")
 }
 
 proptest! {
@@ -176,7 +170,7 @@ proptest! {
 
         // The result parses and holds every declared value.
         let local1 = view(&text1);
-        let doc1: &DocumentMut = &local1.doc;
+        let doc1: DocumentMut = local1.document().unwrap();
         let inv = runnerform::keys::inventory();
         for r in &d.runners {
             let i: usize = r.name.value[1..].parse().unwrap();
@@ -191,7 +185,7 @@ proptest! {
         // Everything undeclared is as it was.
         prop_assert!(text1.contains("check_interval = 3 # keep"));
         prop_assert!(text1.starts_with("# hand-written\n"));
-        let doc0 = &local0.doc;
+        let doc0 = local0.document().unwrap();
         for (i, _) in runners.iter().enumerate() {
             let before = doc0["runners"][i].as_table().unwrap();
             let after = doc1["runners"][i].as_table().unwrap();

@@ -65,7 +65,7 @@ fn import(cli: &Cli, ui: &Ui, args: &Args) -> Result<(), Problem> {
                 .help("choose another --output, or pass --force to replace it"),
         );
     }
-    let survey = import::survey(&local.doc);
+    let survey = import::survey(&local.document()?);
     let answers = ask_gitlab(ui, &survey, &args.token_env, &path)?;
     let config_path = path.display().to_string();
     let service = import::service::describe(&args.service_name, &path, |kind| {
