@@ -6,13 +6,16 @@
 //! Run with: cargo bench --bench plan
 
 use std::fmt::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use runnerform::desired::{self, RefCheck};
 use runnerform::local::expand::Environment;
 use runnerform::plan::{Inputs, plan};
 use runnerform::views;
+
+#[path = "support/measure.rs"]
+mod measure;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -65,25 +68,6 @@ fn median(mut v: Vec<Duration>) -> (Duration, Duration) {
     (v[0], v[v.len() / 2])
 }
 
-/// Runs the process to its end; its exit status, and its own peak resident memory in KiB
-/// (from `wait4`, so one child's figure is not mixed up with another's).
-fn run_measured(cmd: &mut Command) -> (bool, i64) {
-    let child = cmd.spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: wait4 reaps the child we spawned and writes into the structs we pass; the
-    // `Child` is not waited on again.
-    unsafe {
-        let mut status = 0;
-        let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::wait4(pid, &mut status, 0, &mut u), pid);
-        std::mem::forget(child);
-        (
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            u.ru_maxrss,
-        )
-    }
-}
-
 struct Figures {
     runners: usize,
     read: (Duration, Duration),
@@ -130,16 +114,13 @@ fn measure(runners: usize, rounds: usize) -> Figures {
     let mut process = Vec::new();
     let mut peak = 0;
     for _ in 0..rounds {
-        let t = Instant::now();
-        let (ok, rss) = run_measured(
-            Command::new(env!("CARGO_BIN_EXE_runnerform"))
-                .args(["plan", "--offline", "--json"])
-                .current_dir(dir.path())
-                .stdout(Stdio::null()),
-        );
-        process.push(t.elapsed());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runnerform"));
+        cmd.args(["plan", "--offline", "--json"])
+            .current_dir(dir.path());
+        let (ok, took, mib) = measure::run_measured(&cmd);
+        process.push(took);
         assert!(ok);
-        peak = peak.max(rss);
+        peak = peak.max((mib * 1024.0) as i64);
     }
     Figures {
         runners,
@@ -153,7 +134,7 @@ fn measure(runners: usize, rounds: usize) -> Figures {
 
 fn main() {
     let small = measure(1_000, 15);
-    let large = measure(10_000, 3);
+    let large = measure(10_000, 5);
     println!("offline plan, N runners in config.toml and in KDL (each updated); min / median");
     for f in [&small, &large] {
         let n = f.runners;

@@ -8,12 +8,15 @@
 //! C = 1, which takes more than three minutes).
 
 use std::fmt::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use runnerform::remote::pace::DEFAULT_CONCURRENCY;
 use runnerform::remote::{Client, ClientOptions, Pace, Questions, refresh};
 use runnerform::sim::{RateLimit, SimOptions, Simulator};
+
+#[path = "support/measure.rs"]
+mod measure;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -115,31 +118,13 @@ fn host(url: &str, ids: &[i64]) -> tempfile::TempDir {
 
 /// `runnerform plan --json` in `dir`: its time and its own peak resident memory (MiB).
 fn plan_process(dir: &std::path::Path, token: &str) -> (Duration, f64) {
-    let t = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_runnerform"))
-        .args(["plan", "--json"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runnerform"));
+    cmd.args(["plan", "--json"])
         .current_dir(dir)
-        .env_clear()
-        .env("GITLAB_TOKEN", token)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: wait4 reaps the child we spawned and writes into the structs we pass; the
-    // `Child` is not waited on again.
-    let (ok, rss) = unsafe {
-        let mut status = 0;
-        let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::wait4(pid, &mut status, 0, &mut u), pid);
-        std::mem::forget(child);
-        (
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            u.ru_maxrss,
-        )
-    };
-    let took = t.elapsed();
+        .env("GITLAB_TOKEN", token);
+    let (ok, took, peak) = measure::run_measured(&cmd);
     assert!(ok, "runnerform plan failed in {}", dir.display());
-    (took, rss as f64 / 1024.0)
+    (took, peak)
 }
 
 fn main() {

@@ -401,8 +401,9 @@ impl Run<'_> {
             .document
             .assemble(&sh.done, &sh.fills)
             .map_err(|e| Problem::error("internal", format!("cannot write config.toml: {e}")))?;
-        let before = crate::local::read_text(self.path)?.unwrap_or_default();
-        let text = write::keep_line_endings(&before, assembled);
+        // The file as the plan read it: apply checked under the lock that it is unchanged.
+        let before = self.document.original.text().unwrap_or_default();
+        let text = write::keep_line_endings(before, assembled);
         if text != before {
             write::replace(self.path, text.as_bytes(), 0o600)?;
             sh.outcome.config_written = true;

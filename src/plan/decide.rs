@@ -494,7 +494,11 @@ impl Planning<'_> {
                 .filter(|c| c.side == Side::Local)
                 .map(|c| c.key.clone())
                 .collect();
-            if !entry_changes.is_empty() {
+            if entry_changes.is_empty() {
+                // Nothing in the entry changes: it is written as the text it was read as, and
+                // its parsed copy is not kept (a plan of 10,000 runners held them all).
+                self.edits.restore(e.index);
+            } else {
                 steps.push(Step::EditEntry {
                     changes: entry_changes,
                 });

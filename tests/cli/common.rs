@@ -86,6 +86,60 @@ impl TestEnvironment {
         cmd
     }
 
+    /// Runs runnerform as `run` does; also its peak resident memory in bytes.
+    ///
+    /// Linux counts in a process's peak the resident memory of the process it was spawned
+    /// from (recorded at exec), and this test process holds other tests' data: runnerform is
+    /// started from a small python3 process, whose children's peak is runnerform's own (the
+    /// figure may include python's 10 MiB, never this process's).
+    pub fn run_measured(&self, args: &[&str]) -> (Output, u64) {
+        const MEASURE: &str = "import resource, subprocess, sys\n\
+            r = subprocess.run(sys.argv[2:])\n\
+            open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
+            sys.exit(r.returncode)\n";
+        let out_path = self.path().join(".measured.stdout");
+        let err_path = self.path().join(".measured.stderr");
+        let peak_path = self.path().join(".measured.peak");
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c")
+            .arg(MEASURE)
+            .arg(&peak_path)
+            .arg(BIN)
+            .args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env("HOME", self.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let status = cmd
+            .status()
+            .expect("run python3 (it measures runnerform's memory)");
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let peak_kib: u64 = read(&peak_path)
+            .trim()
+            .parse()
+            .expect("python3 wrote the peak");
+        let out = Output {
+            code: status.code().unwrap_or(-1),
+            stdout: read(&out_path),
+            stderr: read(&err_path),
+        };
+        for p in [out_path, err_path, peak_path] {
+            let _ = std::fs::remove_file(p);
+        }
+        assert!(
+            unmasked_token(&out.combined()).is_none(),
+            "runnerform {args:?} printed a token"
+        );
+        (out, peak_kib * 1024)
+    }
+
     fn run_with(&self, cwd: &Path, args: &[&str], input: Option<&str>) -> Output {
         use std::io::Write;
         use std::process::Stdio;

@@ -589,3 +589,51 @@ fn an_unresolved_secret_keeps_the_entrys_value_but_a_new_entry_needs_it() {
     assert_eq!(out.code, 1, "{}", out.combined());
     assert!(out.stderr.contains("S3_SECRET"), "{}", out.stderr);
 }
+
+/// config.toml as gitlab-runner writes it, with `n` entries besides `a` (in the middle).
+fn large_config(n: usize) -> String {
+    let mut s = String::from(
+        "concurrent = 64\ncheck_interval = 3\n\n[session_server]\n  session_timeout = 1800\n",
+    );
+    for i in 0..n {
+        if i == n / 2 {
+            s.push_str(&ENTRY["concurrent = 1\n".len()..]);
+        }
+        s.push_str(&format!(
+            "\n[[runners]]\n  name = \"r{i:06}\"\n  url = \"https://gitlab.example.com\"\n  id = {}\n  \
+             token = \"glrt-t1_large{i:012}\"\n  token_obtained_at = 2026-01-01T00:00:00Z\n  \
+             token_expires_at = 0001-01-01T00:00:00Z\n  executor = \"docker\"\n  [runners.docker]\n    \
+             image = \"rust:1.82\"\n    privileged = false\n    volumes = [\"/cache\"]\n  [runners.cache]\n    \
+             Type = \"s3\"\n    [runners.cache.s3]\n      BucketName = \"cache-{i}\"\n",
+            i + 100
+        ));
+    }
+    s
+}
+
+#[test]
+fn a_large_config_toml_is_planned_and_applied_within_ten_times_its_size_in_memory() {
+    let env = TestEnvironment::new();
+    declare(&env, "shell \"sh\"");
+    let before = large_config(40_000);
+    env.write("config.toml", &before);
+    let size = before.len() as u64;
+    assert!(size > 15 << 20, "{size} bytes");
+    for args in [&["plan", "--offline"][..], &["apply", "--offline", "--yes"]] {
+        let (out, peak) = env.run_measured(args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        eprintln!("{args:?}: {:.1}x the file", peak as f64 / size as f64);
+        assert!(
+            peak <= 10 * size,
+            "{args:?} peaked at {} MiB for a {} MiB config.toml",
+            peak >> 20,
+            size >> 20
+        );
+    }
+    let after = std::fs::read_to_string(env.path().join("config.toml")).unwrap();
+    assert_eq!(
+        after,
+        before.replace("shell = \"bash\"", "shell = \"sh\""),
+        "only the declared key changed"
+    );
+}
