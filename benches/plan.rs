@@ -132,7 +132,51 @@ fn measure(runners: usize, rounds: usize) -> Figures {
     }
 }
 
+/// A config.toml of about 100 MiB (every entry unmanaged) against a file declaring two
+/// runners: `plan --offline` and `apply --offline` (on a copy each round), min of 3.
+fn large_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = config_toml(0);
+    let mut i = 0;
+    while text.len() < 100 << 20 {
+        let _ = write!(
+            text,
+            "\n[[runners]]\n  name = \"u{i:06}\"\n  url = \"https://gitlab.example.com\"\n  id = {}\n  token = \"glrt-t1_largelargelarge{i:06}\"\n  token_obtained_at = 2026-01-01T00:00:00Z\n  token_expires_at = 0001-01-01T00:00:00Z\n  executor = \"docker\"\n  limit = 2\n  [runners.docker]\n    image = \"rust:1.82\"\n    privileged = false\n    volumes = [\"/cache\"]\n  [runners.cache]\n    Type = \"s3\"\n    [runners.cache.s3]\n      BucketName = \"cache-{i}\"\n",
+            i + 1
+        );
+        i += 1;
+    }
+    std::fs::write(
+        dir.path().join("runners.kdl"),
+        "gitlab \"https://gitlab.example.com\"\nconfig \"config.toml\" {\n    concurrent 32\n}\n\
+         runner \"u000005\" {\n    project \"acme/app\"\n    executor \"docker\"\n    limit 4\n    docker {\n        image \"rust:1.83\"\n    }\n}\n\
+         runner \"fresh\" {\n    project \"acme/app\"\n    executor \"shell\"\n}\n",
+    )
+    .unwrap();
+    let mib = text.len() as f64 / (1 << 20) as f64;
+    println!("a config.toml of {mib:.0} MiB ({i} entries), two runners declared; min of 3");
+    for args in [&["plan", "--offline"][..], &["apply", "--offline", "--yes"]] {
+        let (mut best, mut peak) = (Duration::MAX, 0f64);
+        for _ in 0..3 {
+            std::fs::write(dir.path().join("config.toml"), &text).unwrap();
+            let _ = std::fs::remove_file(dir.path().join("runnerform-state.json"));
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_runnerform"));
+            cmd.args(args).current_dir(dir.path());
+            let (ok, took, p) = measure::run_measured(&cmd);
+            assert!(ok, "{args:?}");
+            best = best.min(took);
+            peak = peak.max(p);
+        }
+        println!(
+            "  runnerform {:<22} {best:>8.2?}, peak memory {peak:.0} MiB ({:.1}x the file)",
+            args.join(" "),
+            peak / mib
+        );
+    }
+}
+
 fn main() {
+    large_file();
     let small = measure(1_000, 15);
     let large = measure(10_000, 5);
     println!("offline plan, N runners in config.toml and in KDL (each updated); min / median");
