@@ -3,12 +3,12 @@
 //! they were read as ([`super::layout`]), so the cost of a plan follows what it changes, not
 //! the size of the file.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use toml_edit::{DocumentMut, Table};
 
 use super::layout::{LocalDoc, Part};
+use crate::plan::diff::Pair;
 
 #[derive(Debug, Clone)]
 pub struct Edits {
@@ -44,22 +44,36 @@ impl Edits {
     }
 
     /// The whole file with every change made.
-    pub fn render(&self, local: &LocalDoc) -> String {
-        local.render(
-            &self.head,
-            |i| self.part(i),
-            self.appended.iter().map(Cow::Borrowed),
-        )
+    pub fn render(&mut self, local: &LocalDoc) -> String {
+        self.render_aligned(local).0
     }
 
-    /// What takes the place of original entry `i` once every change is made.
-    pub fn part(&self, i: usize) -> Part<'_> {
-        if self.removed[i] {
-            Part::Removed
-        } else if let Some(t) = self.edited.get(&i) {
-            Part::Planned(Cow::Borrowed(t))
-        } else {
-            Part::AsRead
-        }
+    /// The whole file with every change made, and its pieces' lines before and after
+    /// ([`LocalDoc::render_aligned`]).
+    pub fn render_aligned(&mut self, local: &LocalDoc) -> (String, Vec<Pair>) {
+        let removed = &self.removed;
+        local.render_aligned(
+            &self.head,
+            parts(local.len(), |i| removed[i], &mut self.edited),
+            &mut self.appended,
+        )
     }
+}
+
+/// The part for each original entry in turn: removed where `removed` says so, else the table
+/// in `planned` if there is one, else as read.
+pub fn parts<'a>(
+    len: usize,
+    removed: impl Fn(usize) -> bool + 'a,
+    planned: &'a mut BTreeMap<usize, Table>,
+) -> impl Iterator<Item = Part<'a>> + 'a {
+    let mut planned = planned.iter_mut().peekable();
+    (0..len).map(move |i| {
+        let t = planned.next_if(|(k, _)| **k == i).map(|(_, t)| t);
+        match t {
+            _ if removed(i) => Part::Removed,
+            Some(t) => Part::Planned(t),
+            None => Part::AsRead,
+        }
+    })
 }

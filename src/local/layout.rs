@@ -12,13 +12,13 @@
 //! piece that does not parse on its own, and the file is then parsed whole: the cut is an
 //! optimisation that can never change what the file means.
 
-use std::borrow::Cow;
 use std::ops::Range;
 use std::path::Path;
 
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table};
 
 use crate::diag::Problem;
+use crate::plan::diff::Pair;
 
 /// What matching and planning need of an entry, read once for every entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,7 +73,8 @@ pub struct LocalDoc {
 pub enum Part<'a> {
     AsRead,
     Removed,
-    Planned(Cow<'a, Table>),
+    /// Borrowed mutably only to be written without a copy: it is the same table afterwards.
+    Planned(&'a mut Table),
 }
 
 impl LocalDoc {
@@ -221,40 +222,55 @@ impl LocalDoc {
         }
     }
 
-    /// The file with `head` for the globals, `part(i)` in place of each entry and `appended`
-    /// after them, as `toml_edit` writes it (line endings are restored by the caller).
+    /// The file with `head` for the globals, the next of `parts` in place of each entry (as
+    /// read when they run out) and `appended` after them, as `toml_edit` writes it (line
+    /// endings are restored by the caller).
     pub fn render<'a>(
         &self,
         head: &DocumentMut,
-        part: impl Fn(usize) -> Part<'a>,
-        appended: impl Iterator<Item = Cow<'a, Table>>,
+        parts: impl IntoIterator<Item = Part<'a>>,
+        appended: impl IntoIterator<Item = &'a mut Table>,
     ) -> String {
+        self.render_aligned(head, parts, appended).0
+    }
+
+    /// [`Self::render`], and how many lines each piece of the file (the globals, each entry,
+    /// the trailing comments) takes before and after, to diff the two piece by piece (empty
+    /// when the file was parsed whole).
+    pub fn render_aligned<'a>(
+        &self,
+        head: &DocumentMut,
+        parts: impl IntoIterator<Item = Part<'a>>,
+        appended: impl IntoIterator<Item = &'a mut Table>,
+    ) -> (String, Vec<Pair>) {
+        let mut parts = parts.into_iter();
+        let mut part = move || parts.next().unwrap_or(Part::AsRead);
         let Some(pieces) = &self.pieces else {
             let mut doc = head.clone();
             if doc.get("runners").is_some_and(|r| !r.is_array_of_tables()) {
                 // Written inline (`runners = [...]`): not entries runnerform reads or writes.
-                return doc.to_string();
+                return (doc.to_string(), Vec::new());
             }
             let originals = self.head.get("runners").and_then(Item::as_array_of_tables);
             let mut out = ArrayOfTables::new();
             for i in 0..self.len() {
-                match part(i) {
+                match part() {
                     Part::AsRead => {
                         if let Some(t) = originals.and_then(|a| a.get(i)) {
                             out.push(t.clone());
                         }
                     }
                     Part::Removed => {}
-                    Part::Planned(t) => out.push(t.into_owned()),
+                    Part::Planned(t) => out.push(t.clone()),
                 }
             }
-            out.extend(appended.map(Cow::into_owned));
+            out.extend(appended.into_iter().map(|t| t.clone()));
             if out.is_empty() {
                 doc.remove("runners");
             } else {
                 doc.insert("runners", Item::ArrayOfTables(out));
             }
-            return doc.to_string();
+            return (doc.to_string(), Vec::new());
         };
         let text = self.text.as_deref().unwrap_or_default();
         // toml_edit writes LF; the pieces kept as text follow it so that the caller restores
@@ -267,20 +283,30 @@ impl LocalDoc {
                 out.push_str(s);
             }
         };
+        let lines = |s: &str| s.matches('\n').count();
         let mut out = String::with_capacity(text.len() + 4096);
+        let mut pairs = Vec::with_capacity(pieces.entries.len() + 2);
+        let head_end = pieces.entries.first().unwrap_or(&pieces.tail).start;
         out.push_str(&head.to_string());
-        for (i, r) in pieces.entries.iter().enumerate() {
-            match part(i) {
+        pairs.push((lines(&text[..head_end]), lines(&out)));
+        for r in &pieces.entries {
+            let before = out.len();
+            match part() {
                 Part::AsRead => push(&mut out, &text[r.clone()]),
                 Part::Removed => {}
-                Part::Planned(t) => out.push_str(&entry_text(t.into_owned())),
+                Part::Planned(t) => push_entry(&mut out, t),
             }
+            pairs.push((lines(&text[r.clone()]), lines(&out[before..])));
         }
         for t in appended {
-            out.push_str(&entry_text(t.into_owned()));
+            let before = out.len();
+            push_entry(&mut out, t);
+            pairs.push((0, lines(&out[before..])));
         }
         push(&mut out, &text[pieces.tail.clone()]);
-        out
+        let tail = lines(&text[pieces.tail.clone()]);
+        pairs.push((tail, tail));
+        (out, pairs)
     }
 }
 
@@ -290,11 +316,20 @@ fn one(t: Table) -> ArrayOfTables {
     a
 }
 
-/// An entry as it is written among others.
-fn entry_text(t: Table) -> String {
+/// Writes an entry as it is written among others. The table is lent to a document for the
+/// time of writing, not copied: a plan of thousands of changed entries would otherwise copy
+/// each one.
+fn push_entry(out: &mut String, t: &mut Table) {
     let mut d = DocumentMut::new();
-    d.insert("runners", Item::ArrayOfTables(one(t)));
-    d.to_string()
+    d.insert("runners", Item::ArrayOfTables(one(std::mem::take(t))));
+    out.push_str(&d.to_string());
+    if let Some(back) = d
+        .remove("runners")
+        .and_then(|i| i.into_array_of_tables().ok())
+        .and_then(|a| a.into_iter().next())
+    {
+        *t = back;
+    }
 }
 
 /// Parses one entry's piece; `None` unless it is exactly one `[[runners]]` table.
@@ -426,7 +461,7 @@ mod tests {
             (cut.unit.as_str(), cut.runner_indent.as_str()),
             ("  ", "  ")
         );
-        let as_read = |d: &LocalDoc| d.render(d.head(), |_| Part::AsRead, std::iter::empty());
+        let as_read = |d: &LocalDoc| d.render(d.head(), [], []);
         assert_eq!(as_read(&cut), FILE);
         assert_eq!(as_read(&whole), FILE);
     }
@@ -441,14 +476,15 @@ mod tests {
             head["concurrent"] = toml_edit::value(8);
             let mut new = d.entry(1);
             crate::local::edit::set_scalar(&mut new, "name", "c".into());
-            d.render(
+            let out = d.render(
                 &head,
-                |i| match i {
-                    0 => Part::Planned(Cow::Owned(t.clone())),
-                    _ => Part::Removed,
-                },
-                std::iter::once(Cow::Owned(new)),
-            )
+                [Part::Planned(&mut t), Part::Removed],
+                std::iter::once(&mut new),
+            );
+            // Lent to be written, the tables come back as they were.
+            assert_eq!(t.get("limit").and_then(|v| v.as_integer()), Some(9));
+            assert_eq!(new.get("name").and_then(|v| v.as_str()), Some("c"));
+            out
         };
         let out = render(&cut);
         assert_eq!(out, render(&whole));
@@ -469,10 +505,7 @@ mod tests {
             let (cut, whole) = both(text);
             assert!(!cut.is_cut(), "{text}");
             assert_eq!(cut.facts(), whole.facts());
-            assert_eq!(
-                cut.render(cut.head(), |_| Part::AsRead, std::iter::empty()),
-                text
-            );
+            assert_eq!(cut.render(cut.head(), [], []), text);
         }
     }
 }

@@ -6,7 +6,6 @@
 //! in, and the file is written, so that at any moment config.toml holds the finished runners
 //! as planned and the others as they were.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,8 +13,8 @@ use toml_edit::{DocumentMut, Item, Table};
 
 use super::steps::AFTER_APPLY;
 use crate::local::edit::set_scalar;
-use crate::local::edits::Edits;
-use crate::local::layout::{LocalDoc, Part};
+use crate::local::edits::{Edits, parts};
+use crate::local::layout::LocalDoc;
 
 /// Keys GitLab's answer fills in, in the order gitlab-runner writes them.
 pub const CREDENTIAL_KEYS: [&str; 4] = ["id", "token", "token_obtained_at", "token_expires_at"];
@@ -48,39 +47,29 @@ impl PlannedDocument {
     /// names a key still unknown.
     pub fn assemble(&self, done: &[bool], fills: &[Option<Fill>]) -> Result<String, String> {
         let is_done = |r: Option<usize>| r.is_none_or(|r| done[r]);
-        let mut filled: BTreeMap<usize, Table> = BTreeMap::new();
+        let mut planned: BTreeMap<usize, Table> = BTreeMap::new();
         for (&i, t) in &self.edits.edited {
-            if let Some(r) = self.owner[i].filter(|r| done[*r]) {
-                let mut t = t.clone();
-                fill(&mut t, fills[r].as_ref())?;
-                filled.insert(i, t);
+            if !is_done(self.owner[i]) || self.edits.removed[i] {
+                continue;
             }
+            let mut t = t.clone();
+            if let Some(r) = self.owner[i] {
+                fill(&mut t, fills[r].as_ref())?;
+            }
+            planned.insert(i, t);
         }
         let mut appended = Vec::new();
         for (t, &r) in self.edits.appended.iter().zip(&self.appended) {
             if done[r] {
                 let mut t = t.clone();
                 fill(&mut t, fills[r].as_ref())?;
-                appended.push(Cow::Owned(t));
+                appended.push(t);
             }
         }
-        let part = |i: usize| {
-            if !is_done(self.owner[i]) {
-                return Part::AsRead;
-            }
-            match filled.get(&i) {
-                Some(t) if !self.edits.removed[i] => Part::Planned(Cow::Borrowed(t)),
-                _ => self.edits.part(i),
-            }
-        };
-        Ok(self
-            .original
-            .render(&self.edits.head, part, appended.into_iter()))
-    }
-
-    /// config.toml as planned, with `(known after apply)` where GitLab's answers go.
-    pub fn planned_text(&self) -> String {
-        self.edits.render(&self.original)
+        // An entry whose runner has not got this far stays as read, even if it goes.
+        let removed = |i: usize| is_done(self.owner[i]) && self.edits.removed[i];
+        let parts = parts(self.original.len(), removed, &mut planned);
+        Ok(self.original.render(&self.edits.head, parts, &mut appended))
     }
 }
 
@@ -130,151 +119,6 @@ pub fn place_new_global_tables(doc: &mut DocumentMut) {
             if let Some(pos) = first_runner {
                 t.set_position(Some(pos - 1));
             }
-        }
-    }
-}
-
-/// A unified diff of config.toml with tokens masked. The diff is masked, not the files: a
-/// changed token still shows as a changed line, and a large file is not copied twice.
-pub fn unified_diff(name: &str, old: &str, new: &str) -> String {
-    // Only what lies between the lines both files start and end with is split into lines
-    // and diffed: for a large file with a few changes, the line tables would be most of the
-    // memory a plan takes. The output is the same as the whole files' diff.
-    let (skipped, old_mid, new_mid) = middle(old, new, CONTEXT);
-    let diff = similar::TextDiff::configure()
-        .algorithm(similar::Algorithm::Patience)
-        .diff_lines(old_mid, new_mid);
-    let diff = diff
-        .unified_diff()
-        .context_radius(CONTEXT)
-        .header(name, &format!("{name} (planned)"))
-        .to_string();
-    crate::secrets::mask(&shift_hunks(&diff, skipped))
-}
-
-const CONTEXT: usize = 3;
-
-/// The parts of `old` and `new` between their common first and last lines, with `context`
-/// lines of each kept, and how many lines come before them.
-fn middle<'a>(old: &'a str, new: &'a str, context: usize) -> (usize, &'a str, &'a str) {
-    let (o, n) = (old.as_bytes(), new.as_bytes());
-    let same = o.iter().zip(n).take_while(|(a, b)| a == b).count();
-    // Back to the start of the line the files first differ in, then `context` lines more.
-    let mut start = o[..same]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    for _ in 0..context {
-        start = match start.checked_sub(1) {
-            Some(s) => o[..s]
-                .iter()
-                .rposition(|b| *b == b'\n')
-                .map_or(0, |i| i + 1),
-            None => 0,
-        };
-    }
-    let room = o.len().min(n.len()) - start;
-    let tail = o
-        .iter()
-        .rev()
-        .zip(n.iter().rev())
-        .take(room)
-        .take_while(|(a, b)| a == b)
-        .count();
-    // Forward to the start of a line within the common end, then `context` lines more.
-    let mut end = o.len() - tail;
-    if end > start && o[end - 1] != b'\n' {
-        end = o[end..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(o.len(), |i| end + i + 1);
-    }
-    for _ in 0..context {
-        end = o[end..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(o.len(), |i| end + i + 1);
-    }
-    let new_end = n.len() - (o.len() - end);
-    let skipped = o[..start].iter().filter(|b| **b == b'\n').count();
-    (skipped, &old[start..end], &new[start..new_end])
-}
-
-/// Adds `by` to the line numbers of every hunk header (`@@ -a,b +c,d @@`).
-fn shift_hunks(diff: &str, by: usize) -> String {
-    if by == 0 {
-        return diff.to_string();
-    }
-    let shift = |range: &str| -> String {
-        let (sign, rest) = range.split_at(1);
-        let (start, len) = match rest.split_once(',') {
-            Some((s, l)) => (s, Some(l)),
-            None => (rest, None),
-        };
-        let start = start.parse::<usize>().map_or(0, |s| s + by);
-        match len {
-            Some(l) => format!("{sign}{start},{l}"),
-            None => format!("{sign}{start}"),
-        }
-    };
-    let mut out = String::with_capacity(diff.len() + 64);
-    for line in diff.split_inclusive('\n') {
-        match line
-            .strip_prefix("@@ ")
-            .and_then(|r| r.split_once(" @@"))
-            .and_then(|(ranges, rest)| ranges.split_once(' ').map(|(a, b)| (a, b, rest)))
-        {
-            Some((a, b, rest)) if a.starts_with('-') && b.starts_with('+') => {
-                out.push_str(&format!("@@ {} {} @@{rest}", shift(a), shift(b)));
-            }
-            _ => out.push_str(line),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn whole(old: &str, new: &str) -> String {
-        similar::TextDiff::from_lines(old, new)
-            .unified_diff()
-            .context_radius(CONTEXT)
-            .header("f", "f (planned)")
-            .to_string()
-    }
-
-    #[test]
-    fn diffing_the_middle_gives_the_whole_files_diff() {
-        let lines: Vec<String> = (0..40).map(|i| format!("line {i}\n")).collect();
-        let base = lines.concat();
-        let mut cases = vec![
-            (base.clone(), base.replace("line 20\n", "line twenty\n")),
-            (base.clone(), base.replace("line 0\n", "")),
-            (base.clone(), base.replace("line 39\n", "line 39")),
-            (base.clone(), format!("{base}line 40\n")),
-            (
-                base.clone(),
-                base.replace("line 2\n", "x\n").replace("line 37\n", ""),
-            ),
-            (base.clone(), base.replace("line 1", "line 1x")),
-            ("a\nb".to_string(), "a\nc".to_string()),
-            (String::new(), "a\n".to_string()),
-            ("same\n".to_string(), "same\n".to_string()),
-        ];
-        cases.push((base.replace("line 9\n", ""), base.clone()));
-        for (old, new) in cases {
-            let (skipped, o, n) = middle(&old, &new, CONTEXT);
-            let got = shift_hunks(
-                &similar::TextDiff::from_lines(o, n)
-                    .unified_diff()
-                    .context_radius(CONTEXT)
-                    .header("f", "f (planned)")
-                    .to_string(),
-                skipped,
-            );
-            assert_eq!(got, whole(&old, &new), "{old:?} -> {new:?}");
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
-use super::document::{PlannedDocument, place_new_global_tables, unified_diff};
+use super::document::{PlannedDocument, place_new_global_tables};
 use super::matcher::{self, Entry, Matcher, Owned};
 use super::{Action, Change, Fingerprints, Plan, RunnerPlan, Side, Summary};
 use crate::desired::{Desired, Runner};
@@ -190,15 +190,19 @@ fn check_targets(inp: &Inputs) -> Result<(), Problem> {
 }
 
 /// Removes retired entries, sums up, fingerprints.
-fn finish(p: Planning, globals: Vec<Change>) -> Result<Plan, Problem> {
+fn finish(mut p: Planning, globals: Vec<Change>) -> Result<Plan, Problem> {
     let inp = p.inp;
     p.editor.check_missing()?;
     let old_text = inp.local.text();
-    let new_text = crate::local::write::keep_line_endings(old_text, p.edits.render(&inp.local.doc));
+    let (new_text, pairs) = p.edits.render_aligned(&inp.local.doc);
+    let new_text = crate::local::write::keep_line_endings(old_text, new_text);
     let config_changes = new_text != old_text || !inp.local.exists() && !new_text.is_empty();
     let diff = if config_changes {
+        let name = inp.local.path.display().to_string();
+        // The diff is masked, not the files: a changed token still shows as a changed line,
+        // and a large file is not copied twice.
         crate::local::write::mode_lines(&inp.local.path, &new_text)
-            + &unified_diff(&inp.local.path.display().to_string(), old_text, &new_text)
+            + &crate::secrets::mask(&super::diff::unified(&name, old_text, &new_text, &pairs))
     } else {
         String::new()
     };

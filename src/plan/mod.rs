@@ -7,6 +7,7 @@
 //! plan: apply carries out the steps and nothing else.
 
 mod decide;
+pub mod diff;
 pub mod document;
 pub mod gitlab;
 mod make;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use runnerform::desired::{self, RefCheck};
 use runnerform::local::LocalView;
-use runnerform::local::layout::{LocalDoc, Part};
+use runnerform::local::layout::LocalDoc;
 
 use crate::common::{BIN, TestEnvironment, root};
 
@@ -320,7 +320,7 @@ fn run_toml(d: &desired::Desired, input: &[u8]) -> Result<(), String> {
         // back the same.
         let whole = LocalDoc::parse_whole(path, text.clone()).expect("parsed above");
         assert_eq!(local.doc.facts(), whole.facts());
-        let as_read = |d: &LocalDoc| d.render(d.head(), |_| Part::AsRead, std::iter::empty());
+        let as_read = |d: &LocalDoc| d.render(d.head(), [], []);
         assert_eq!(as_read(&local.doc), as_read(&whole));
         let survey = runnerform::import::survey(&doc);
         let _ = runnerform::import::render(
