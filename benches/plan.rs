@@ -75,25 +75,71 @@ struct Figures {
     plan: (Duration, Duration),
     process: (Duration, Duration),
     peak_mib: f64,
+    /// Instructions the process executes, counted by valgrind when it is installed: the
+    /// measure of linear work that the memory hierarchy and a shared machine do not blur.
+    instructions: Option<u64>,
 }
 
-fn measure(runners: usize, rounds: usize) -> Figures {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.toml"), config_toml(runners)).unwrap();
-    std::fs::write(dir.path().join("runners.kdl"), kdl(runners)).unwrap();
-    std::fs::write(dir.path().join("runnerform-state.json"), state(runners)).unwrap();
-    let kdl_path = dir.path().join("runners.kdl");
+/// Instructions `cmd` executes under callgrind; `None` without valgrind.
+fn instructions(cmd: &mut Command) -> Option<u64> {
+    let mut vg = Command::new("valgrind");
+    vg.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .current_dir(cmd.get_current_dir()?)
+        .stdout(std::process::Stdio::null());
+    let out = vg.output().ok()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.contains("Collected :"))?;
+    line.rsplit(':').next()?.trim().parse().ok()
+}
 
-    let (mut read, mut gather, mut planning) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
+/// One size's files and what was measured of it so far.
+struct Sample {
+    runners: usize,
+    dir: tempfile::TempDir,
+    read: Vec<Duration>,
+    gather: Vec<Duration>,
+    planning: Vec<Duration>,
+    process: Vec<Duration>,
+    peak: f64,
+}
+
+impl Sample {
+    fn new(runners: usize) -> Sample {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config_toml(runners)).unwrap();
+        std::fs::write(dir.path().join("runners.kdl"), kdl(runners)).unwrap();
+        std::fs::write(dir.path().join("runnerform-state.json"), state(runners)).unwrap();
+        Sample {
+            runners,
+            dir,
+            read: Vec::new(),
+            gather: Vec::new(),
+            planning: Vec::new(),
+            process: Vec::new(),
+            peak: 0.0,
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runnerform"));
+        cmd.args(["plan", "--offline", "--json"])
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// One round: the phases in-process, then the whole process.
+    fn round(&mut self) {
+        let kdl_path = self.dir.path().join("runners.kdl");
         let t = Instant::now();
         let d = desired::read(&kdl_path, RefCheck::Settings)
             .desired
             .expect("valid");
-        read.push(t.elapsed());
+        self.read.push(t.elapsed());
         let t = Instant::now();
         let v = views::gather_local(&d, &views::config_path(None, &d)).unwrap();
-        gather.push(t.elapsed());
+        self.gather.push(t.elapsed());
         let t = Instant::now();
         let p = plan(&Inputs {
             desired: &d,
@@ -108,28 +154,39 @@ fn measure(runners: usize, rounds: usize) -> Figures {
             system_id: None,
         })
         .unwrap();
-        planning.push(t.elapsed());
-        assert_eq!(p.summary.update, runners);
-    }
-    let mut process = Vec::new();
-    let mut peak = 0;
-    for _ in 0..rounds {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runnerform"));
-        cmd.args(["plan", "--offline", "--json"])
-            .current_dir(dir.path());
-        let (ok, took, mib) = measure::run_measured(&cmd);
-        process.push(took);
+        self.planning.push(t.elapsed());
+        assert_eq!(p.summary.update, self.runners);
+        drop((p, v, d));
+        let (ok, took, mib) = measure::run_measured(&self.command());
         assert!(ok);
-        peak = peak.max((mib * 1024.0) as i64);
+        self.process.push(took);
+        self.peak = self.peak.max(mib);
     }
-    Figures {
-        runners,
-        read: median(read),
-        gather: median(gather),
-        plan: median(planning),
-        process: median(process),
-        peak_mib: peak as f64 / 1024.0,
+
+    fn figures(self) -> Figures {
+        Figures {
+            instructions: instructions(&mut self.command()),
+            runners: self.runners,
+            read: median(self.read),
+            gather: median(self.gather),
+            plan: median(self.planning),
+            process: median(self.process),
+            peak_mib: self.peak,
+        }
     }
+}
+
+/// 1,000 and 10,000 runners measured in turns (three rounds of the small for one of the
+/// large), so that both see the same moments of a shared machine.
+fn measure_both() -> (Figures, Figures) {
+    let (mut small, mut large) = (Sample::new(1_000), Sample::new(10_000));
+    for _ in 0..7 {
+        for _ in 0..3 {
+            small.round();
+        }
+        large.round();
+    }
+    (small.figures(), large.figures())
 }
 
 /// A config.toml of about 100 MiB (every entry unmanaged) against a file declaring two
@@ -177,8 +234,7 @@ fn large_file() {
 
 fn main() {
     large_file();
-    let small = measure(1_000, 15);
-    let large = measure(10_000, 5);
+    let (small, large) = measure_both();
     println!("offline plan, N runners in config.toml and in KDL (each updated); min / median");
     for f in [&small, &large] {
         let n = f.runners;
@@ -212,4 +268,11 @@ fn main() {
         ratio(small.plan.0, large.plan.0),
         ratio(small.process.0, large.process.0)
     );
+    match (small.instructions, large.instructions) {
+        (Some(a), Some(b)) => println!(
+            "  instructions of that process (callgrind): {a} / {b}, {:.2}x",
+            b as f64 / a as f64
+        ),
+        _ => println!("  (valgrind is not installed: instructions not counted)"),
+    }
 }

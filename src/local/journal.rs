@@ -379,15 +379,15 @@ impl Entries<'_> {
         }
         let original = (0..self.local.len())
             .filter(|i| !self.edits.removed[*i])
-            .find(|i| {
-                let (name, id) = match self.edits.edited.get(i) {
-                    Some(t) => of(t),
-                    None => {
-                        let facts = &self.local.facts()[*i];
-                        (facts.name.as_deref(), facts.id)
-                    }
-                };
-                f(name, id)
+            .find(|i| match self.edits.edited_table(*i) {
+                Some(t) => {
+                    let (name, id) = of(&t);
+                    f(name, id)
+                }
+                None => {
+                    let facts = &self.local.facts()[*i];
+                    f(facts.name.as_deref(), facts.id)
+                }
             })
             .map(At::Original);
         original.or_else(|| {

@@ -75,6 +75,8 @@ pub enum Part<'a> {
     Removed,
     /// Borrowed mutably only to be written without a copy: it is the same table afterwards.
     Planned(&'a mut Table),
+    /// An entry already written out ([`written`]).
+    Text(&'a str),
 }
 
 impl LocalDoc {
@@ -262,6 +264,7 @@ impl LocalDoc {
                     }
                     Part::Removed => {}
                     Part::Planned(t) => out.push(t.clone()),
+                    Part::Text(text) => out.extend(parse_piece(text)),
                 }
             }
             out.extend(appended.into_iter().map(|t| t.clone()));
@@ -295,6 +298,7 @@ impl LocalDoc {
                 Part::AsRead => push(&mut out, &text[r.clone()]),
                 Part::Removed => {}
                 Part::Planned(t) => push_entry(&mut out, t),
+                Part::Text(t) => out.push_str(t),
             }
             pairs.push((lines(&text[r.clone()]), lines(&out[before..])));
         }
@@ -332,8 +336,15 @@ fn push_entry(out: &mut String, t: &mut Table) {
     }
 }
 
+/// An entry as it is written among others, as text.
+pub fn written(t: &mut Table) -> String {
+    let mut out = String::new();
+    push_entry(&mut out, t);
+    out
+}
+
 /// Parses one entry's piece; `None` unless it is exactly one `[[runners]]` table.
-fn parse_piece(piece: &str) -> Option<Table> {
+pub fn parse_piece(piece: &str) -> Option<Table> {
     let mut doc: DocumentMut = piece.parse().ok()?;
     if doc.len() != 1 || !doc.trailing().as_str().is_some_and(str::is_empty) {
         return None;

@@ -13,7 +13,7 @@ use toml_edit::{DocumentMut, Item, Table};
 
 use super::steps::AFTER_APPLY;
 use crate::local::edit::set_scalar;
-use crate::local::edits::{Edits, parts};
+use crate::local::edits::{Edited, Edits, parts};
 use crate::local::layout::LocalDoc;
 
 /// Keys GitLab's answer fills in, in the order gitlab-runner writes them.
@@ -47,16 +47,25 @@ impl PlannedDocument {
     /// names a key still unknown.
     pub fn assemble(&self, done: &[bool], fills: &[Option<Fill>]) -> Result<String, String> {
         let is_done = |r: Option<usize>| r.is_none_or(|r| done[r]);
-        let mut planned: BTreeMap<usize, Table> = BTreeMap::new();
-        for (&i, t) in &self.edits.edited {
+        let mut planned: BTreeMap<usize, Edited> = BTreeMap::new();
+        for (&i, e) in &self.edits.edited {
             if !is_done(self.owner[i]) || self.edits.removed[i] {
                 continue;
             }
-            let mut t = t.clone();
-            if let Some(r) = self.owner[i] {
-                fill(&mut t, fills[r].as_ref())?;
-            }
-            planned.insert(i, t);
+            let e = match (e, self.owner[i]) {
+                // Written out with nothing left to fill in: as it is.
+                (Edited::Text(text), r) if r.is_none() || !text.contains(AFTER_APPLY) => {
+                    Edited::Text(text.clone())
+                }
+                (_, r) => {
+                    let mut t = self.edits.edited_table(i).expect("edited").into_owned();
+                    if let Some(r) = r {
+                        fill(&mut t, fills[r].as_ref())?;
+                    }
+                    Edited::Table(t)
+                }
+            };
+            planned.insert(i, e);
         }
         let mut appended = Vec::new();
         for (t, &r) in self.edits.appended.iter().zip(&self.appended) {

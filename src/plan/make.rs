@@ -158,6 +158,7 @@ pub fn plan(inp: &Inputs) -> Result<Plan, Problem> {
     let mut matcher = Matcher::new(&entries);
     for r in &d.runners {
         p.declared(r, &mut matcher)?;
+        p.edits.settle(&inp.local.doc);
     }
     p.retire(&mut matcher);
     finish(p, globals)
