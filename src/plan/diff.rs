@@ -324,6 +324,38 @@ mod tests {
         );
     }
 
+    #[test]
+    fn any_pieces_give_a_diff_that_patches_old_into_new() {
+        // A small linear congruential generator: the same cases on every run.
+        let mut seed: u64 = 0x5eed;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for _ in 0..300 {
+            let (mut old, mut new, mut pairs) = (String::new(), String::new(), Vec::new());
+            for _ in 0..1 + next(12) {
+                let piece = |next: &mut dyn FnMut(usize) -> usize| -> String {
+                    (0..next(6)).map(|_| format!("l{}\n", next(4))).collect()
+                };
+                let o = piece(&mut next);
+                let n = if next(2) == 0 {
+                    o.clone()
+                } else {
+                    piece(&mut next)
+                };
+                pairs.push((count(&o), count(&n)));
+                old.push_str(&o);
+                new.push_str(&n);
+            }
+            let got = unified("f", &old, &new, &pairs);
+            assert_eq!(patch(&old, &got), new, "{old:?} -> {new:?}\n{got}");
+            assert_eq!(got.is_empty(), old == new);
+        }
+    }
+
     /// Applies a unified diff of whole lines that all end with a newline.
     fn patch(old: &str, diff: &str) -> String {
         let old: Vec<&str> = old.split_inclusive('\n').collect();
