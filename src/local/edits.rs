@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use toml_edit::{DocumentMut, Table};
 
 use super::layout::{LocalDoc, Part, parse_piece, written};
-use crate::plan::diff::Pair;
 
 #[derive(Debug, Clone)]
 pub struct Edits {
@@ -99,7 +98,7 @@ impl Edits {
 
     /// The whole file with every change made, and its pieces' lines before and after
     /// ([`LocalDoc::render_aligned`]).
-    pub fn render_aligned(&mut self, local: &LocalDoc) -> (String, Vec<Pair>) {
+    pub fn render_aligned(&mut self, local: &LocalDoc) -> (String, Vec<(usize, usize)>) {
         let removed = &self.removed;
         local.render_aligned(
             &self.head,

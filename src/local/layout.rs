@@ -18,7 +18,6 @@ use std::path::Path;
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table};
 
 use crate::diag::Problem;
-use crate::plan::diff::Pair;
 
 /// What matching and planning need of an entry, read once for every entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -244,7 +243,7 @@ impl LocalDoc {
         head: &DocumentMut,
         parts: impl IntoIterator<Item = Part<'a>>,
         appended: impl IntoIterator<Item = &'a mut Table>,
-    ) -> (String, Vec<Pair>) {
+    ) -> (String, Vec<(usize, usize)>) {
         let mut parts = parts.into_iter();
         let mut part = move || parts.next().unwrap_or(Part::AsRead);
         let Some(pieces) = &self.pieces else {
@@ -264,7 +263,7 @@ impl LocalDoc {
                     }
                     Part::Removed => {}
                     Part::Planned(t) => out.push(t.clone()),
-                    Part::Text(text) => out.extend(parse_piece(text)),
+                    Part::Text(text) => out.push(parse_piece(text).expect("written as one entry")),
                 }
             }
             out.extend(appended.into_iter().map(|t| t.clone()));
